@@ -1,0 +1,3 @@
+from segtutor.cli import main
+
+raise SystemExit(main())

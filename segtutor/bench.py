@@ -1,0 +1,134 @@
+"""``segtutor bench``: the figures behind the course's speed and quality targets.
+
+Each section prints a table and all figures go to one JSON file:
+
+* ``lessons``   — every lesson executed top to bottom in a fresh kernel: wall time and the
+  kernel's peak resident memory (budget: 60 s per lesson for 00–02);
+* ``classical`` — Otsu and connected components vs scikit-image (target: Otsu <= 2x);
+* ``cluster``   — k-means inertia and time vs scikit-learn (target: inertia within 1 %);
+* ``grading``   — grading overhead vs plain execution, and 30 submissions of lesson 01
+  (slow: minutes; run it with ``--only grading``).
+
+Examples
+--------
+``segtutor bench`` runs the default sections; ``segtutor bench --only lessons --json out.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_SECTIONS = ("lessons", "classical", "cluster")
+ALL_SECTIONS = DEFAULT_SECTIONS + ("grading",)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--only", default=",".join(DEFAULT_SECTIONS),
+                        help=f"comma-separated sections out of {', '.join(ALL_SECTIONS)} "
+                             f"(default: {','.join(DEFAULT_SECTIONS)})")
+    parser.add_argument("--json", default="bench-results/bench.json", help="where to write the figures")
+    parser.add_argument("--lessons", default=None, help="lessons folder (default: the checkout's)")
+
+
+def _execute_notebook(path: str) -> None:
+    """Child side of :func:`run_lesson`: execute one notebook, print figures as JSON."""
+    import resource
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+    seconds = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_kib / 1024}))
+
+
+def run_lesson(path) -> dict:
+    """Execute a lesson in a fresh kernel; return wall seconds and the kernel's peak RSS (MiB)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "segtutor.bench", "_execute", str(path)],
+        capture_output=True, text=True, timeout=900,
+    )
+    if out.returncode != 0:
+        tail = (out.stderr or out.stdout).strip().splitlines()[-5:]
+        return {"error": " | ".join(tail)}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_lessons(lessons_dir=None) -> dict:
+    from segtutor.doctor import lessons_dir as default_dir
+
+    folder = Path(lessons_dir) if lessons_dir else default_dir()
+    if folder is None:
+        raise SystemExit("segtutor bench: no lessons/ folder found")
+    results = {}
+    for path in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+        results[path.stem] = run_lesson(path)
+        fig = results[path.stem]
+        if "error" in fig:
+            print(f"  {path.stem:<16} FAILED: {fig['error']}")
+        else:
+            print(f"  {path.stem:<16} {fig['seconds']:6.1f} s   peak RSS {fig['peak_rss_mib']:6.0f} MiB")
+    ok = [r["seconds"] for r in results.values() if "seconds" in r]
+    results["total_seconds"] = sum(ok)
+    print(f"  {'total':<16} {sum(ok):6.1f} s")
+    return results
+
+
+def _print_flat(figures: dict, indent: str = "  ") -> None:
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            print(f"{indent}{key}:")
+            _print_flat(value, indent + "  ")
+        elif isinstance(value, float):
+            print(f"{indent}{key:<34} {value:.4g}")
+        else:
+            print(f"{indent}{key:<34} {value}")
+
+
+def main(args) -> int:
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(ALL_SECTIONS))
+    if unknown:
+        print(f"segtutor bench: unknown section(s) {unknown}; choose from {list(ALL_SECTIONS)}", file=sys.stderr)
+        return 2
+    figures = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
+                           "cpus": os.cpu_count()}}
+    for section in sections:
+        print(f"\n== {section}")
+        start = time.perf_counter()
+        if section == "lessons":
+            figures[section] = bench_lessons(args.lessons)
+        else:
+            if section == "classical":
+                from segtutor._bench_classical import bench_classical as run
+            elif section == "cluster":
+                from segtutor._bench_cluster import bench_cluster as run
+            else:
+                from segtutor._bench_grading import bench_grading as run
+            figures[section] = run()
+            _print_flat(figures[section])
+        print(f"  ({time.perf_counter() - start:.1f} s)")
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2, default=str))
+    print(f"\nFigures written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "_execute":
+        _execute_notebook(sys.argv[2])
+    else:
+        from segtutor.cli import main as cli_main
+
+        raise SystemExit(cli_main(["bench"] + sys.argv[1:]))

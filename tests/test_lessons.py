@@ -1,0 +1,100 @@
+"""The shape every lesson shares (docs/exercises.md, "Writing a lesson").
+
+nbval runs each lesson end to end (see pyproject.toml); these checks keep the lessons
+consistent, committed without outputs, seeded and gradable.
+"""
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from segtutor import exercises
+from segtutor.exercises import cleanroom
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
+
+
+def nbgrader(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def test_the_first_three_lessons_exist():
+    assert [p.stem[:2] for p in LESSONS][:3] == ["00", "01", "02"]
+
+
+@pytest.fixture(params=LESSONS, ids=lambda p: p.stem)
+def lesson(request):
+    return request.param, nbformat.read(request.param, as_version=4)
+
+
+def test_valid_notebook_without_outputs(lesson):
+    path, nb = lesson
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"{path.name}: strip outputs"
+    assert nb.metadata.kernelspec.name == "python3"
+
+
+def test_objectives_first_key_points_and_reading_last(lesson):
+    path, nb = lesson
+    markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    assert markdown[0].startswith(f"# Lesson {path.stem[:2]}")
+    assert "Learning objectives" in markdown[0]
+    assert "## Key points" in markdown[-1] and "## Further reading" in markdown[-1]
+
+
+def test_seeded_setup_cell_is_read_only(lesson):
+    path, nb = lesson
+    setup = next(c for c in nb.cells if c.cell_type == "code")
+    meta = nbgrader(setup)
+    assert meta.get("grade_id") == "setup" and meta.get("locked") and not meta.get("solution")
+    assert re.search(r"default_rng\(\d+\)", setup.source)
+
+
+def test_randomness_always_goes_through_a_seed(lesson):
+    path, nb = lesson
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert not re.search(r"np\.random\.(rand|randn|randint|random|choice|shuffle|normal)\(", code)
+    assert "default_rng()" not in code
+
+
+def test_at_least_three_graded_exercises_in_the_exercise_format(lesson):
+    path, nb = lesson
+    ids = [nbgrader(c)["grade_id"] for c in nb.cells if nbgrader(c)]
+    assert len(ids) == len(set(ids)), "grade_ids must be unique"
+    code_cells = [c.source for c in nb.cells if c.cell_type == "code"]
+    graded = [c for c in nb.cells if nbgrader(c).get("grade")]
+    assert len(graded) >= 3
+    seeds = []
+    for cell in graded:
+        meta = nbgrader(cell)
+        assert meta["locked"] and meta["points"] > 0 and not meta["solution"]
+        assert "### BEGIN HIDDEN TESTS" in cell.source and "### END HIDDEN TESTS" in cell.source
+        calls = cleanroom.parse_check_calls(cell.source)
+        assert calls, f"{meta['grade_id']}: no exercises.check call"
+        for call in calls:
+            exercises.get(call.exercise_id)  # registered
+            seeds.append(call.hidden_seed)
+            definition = cleanroom.find_definition(code_cells, call.func_name)
+            assert definition is not None
+            solution_cell = next(c for c in nb.cells if c.source == definition)
+            assert nbgrader(solution_cell).get("solution"), f"{call.func_name} is not in a solution cell"
+            assert "### BEGIN SOLUTION" in definition and "### END SOLUTION" in definition
+            # Later cells use the learner's function only through yours_or_reference, so an
+            # unfinished exercise never breaks the rest of the lesson.
+            for later in nb.cells[nb.cells.index(cell) + 1:]:
+                if later.cell_type == "code" and not nbgrader(later).get("grade") and call.func_name in later.source:
+                    assert f'yours_or_reference("{call.exercise_id}", {call.func_name})' in later.source
+    assert None not in seeds and len(set(seeds)) == len(seeds), "one hidden seed per exercise"
+
+
+def test_lessons_cite_the_course_notes_resources():
+    text = "".join(p.read_text() for p in LESSONS)
+    for url in ("cs.toronto.edu/~tingwuwang/semantic_segmentation.pdf",
+                "medium.com/nanonets/how-to-do-image-segmentation-using-deep-learning",
+                "analyticsvidhya.com/blog/2019/04/introduction-image-segmentation-techniques-python"):
+        assert url in text
