@@ -98,3 +98,27 @@ def test_lessons_cite_the_course_notes_resources():
                 "medium.com/nanonets/how-to-do-image-segmentation-using-deep-learning",
                 "analyticsvidhya.com/blog/2019/04/introduction-image-segmentation-techniques-python"):
         assert url in text
+
+
+def _printed_numbers(path):
+    """Execute a lesson in a fresh kernel; return every text it printed, cell by cell."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    texts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream":
+                texts.append(output.text)
+            elif "data" in output and "text/plain" in output.data and "image/png" not in output.data:
+                texts.append(output.data["text/plain"])
+    return texts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_same_numbers_every_run(path):
+    first, second = _printed_numbers(path), _printed_numbers(path)
+    assert first and first == second

@@ -185,12 +185,18 @@ def local_launch(argv: list, workdir: str, timeout: float) -> LaunchResult:
 
 
 def _tail(path: str, size: int = 2000) -> str:
+    # O_NOFOLLOW: the untrusted process may have replaced the file by a link to
+    # something only the grader can read.
     try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, os.path.getsize(path) - size))
-            return fh.read().decode("utf-8", "replace")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return ""
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            fh.seek(max(0, os.fstat(fd).st_size - size))
+            return fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
 
 
 def _failed(call: CheckCall, n_cases: int, reason: str) -> Verdict:
@@ -219,8 +225,8 @@ def grade_check(
     timeout : float
         Seconds allowed for the learner's cell and all cases together.
     workdir : str, optional
-        Scratch folder, writable by the process ``launch`` starts; a temporary one
-        is made (and removed) when omitted.
+        Scratch folder; ``launch`` makes it writable by the process it starts.
+        A temporary one is made (and removed) when omitted.
 
     Returns
     -------
@@ -244,8 +250,10 @@ def grade_check(
             json.dump({"func_name": call.func_name}, fh)
         dump([list(c.args) for c in cases], os.path.join(workdir, "args.json"), os.path.join(workdir, "args.npz"))
         dump([c.kwargs for c in cases], os.path.join(workdir, "kwargs.json"), os.path.join(workdir, "kwargs.npz"))
-        if own_dir or os.geteuid() == 0:
-            os.chmod(workdir, 0o777)
+        # No chmod here: the launcher makes the folder usable by the process it starts
+        # (segtutor.sandbox.sandboxed_launch gives it to that run's group only). A
+        # world-writable folder would let any other process of the sandbox user
+        # write this run's results.
 
         argv = [sys.executable, "-m", "segtutor.exercises._runner", workdir]
         result = launch(argv, workdir, timeout)
@@ -266,6 +274,10 @@ def _verdict_from_files(call, cases, workdir, result: LaunchResult, timeout) -> 
             f"did not finish within {timeout:g} s and was stopped (an infinite loop, or far too slow)",
         )
     out_json, out_npz = os.path.join(workdir, "results.json"), os.path.join(workdir, "results.npz")
+    if any(os.path.islink(p) or (os.path.exists(p) and not os.path.isfile(p)) for p in (out_json, out_npz)):
+        # The untrusted process is gone by now (launch kills it), so this cannot change
+        # before the grader reads: a link would make the grader read some other file.
+        return _failed(call, len(cases), "the results were not plain files (links are refused)")
     if not (os.path.exists(out_json) and os.path.exists(out_npz)):
         code = result.returncode
         if code is not None and code < 0:

@@ -1,0 +1,94 @@
+"""The student release of the real lessons runs top to bottom.
+
+Every lesson in ``lessons/`` is released with nbgrader (solutions and hidden
+tests removed) and executed in a fresh kernel, as a learner's "Run All" would:
+it must reach the end, and the only cells allowed to fail are the grade cells,
+with ``ExerciseNotDone`` (the exercise stubs still raise ``NotImplementedError``).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from segtutor import grading
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LESSONS = sorted(glob.glob(os.path.join(ROOT, "lessons", "*.ipynb")))
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("release")
+    course = tmp / "course"
+    out = tmp / "student"
+    paths = grading.release(os.path.join(ROOT, "lessons"), str(out), course_dir=str(course))
+    return {"paths": paths, "out": str(out), "course": str(course)}
+
+
+def test_there_are_lessons():
+    assert LESSONS, "no lessons/*.ipynb found"
+
+
+def test_one_student_notebook_per_lesson(released):
+    names = sorted(os.path.basename(p) for p in released["paths"])
+    assert names == sorted(os.path.basename(p) for p in LESSONS)
+
+
+def test_release_hides_solutions_and_tags_grade_cells(released):
+    for path in released["paths"]:
+        nb = nbformat.read(path, as_version=4)
+        text = "\n".join(c.source for c in nb.cells)
+        assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
+        assert "hidden_seed" not in text
+        grade_cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+        assert grade_cells, f"{path} has no grade cells"
+        for cell in grade_cells:
+            assert "raises-exception" in cell.metadata.get("tags", []), path
+        stubs = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+        assert stubs and all("raise NotImplementedError()" in c.source for c in stubs), path
+
+
+def test_release_is_idempotent(released, tmp_path):
+    before = {p: open(p, "rb").read() for p in released["paths"]}
+    again = grading.release(os.path.join(ROOT, "lessons"), released["out"], course_dir=released["course"])
+    assert sorted(again) == sorted(before)
+    for path, data in before.items():
+        assert open(path, "rb").read() == data, path
+    # without a course folder (a temporary one is used) the notebooks come out the same
+    elsewhere = grading.release(os.path.join(ROOT, "lessons"), str(tmp_path / "other"))
+    for path in elsewhere:
+        twin = os.path.join(released["out"], os.path.basename(path))
+        assert open(path, "rb").read() == before[twin], path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lesson", [os.path.basename(p) for p in LESSONS])
+def test_released_lesson_runs_to_the_end(released, lesson, monkeypatch):
+    path = os.path.join(released["out"], lesson)
+    nb = nbformat.read(path, as_version=4)
+    pythonpath = [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(pythonpath))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    # allow_errors=False: a cell that fails without the raises-exception tag stops the run
+    client = NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=False,
+                            resources={"metadata": {"path": released["out"]}})
+    client.execute()
+    failed = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        if not errors:
+            continue
+        grade = cell.metadata.get("nbgrader", {}).get("grade")
+        failed.append((cell.metadata.get("nbgrader", {}).get("grade_id"), errors[0].ename))
+        assert grade, f"a non-grade cell failed: {errors[0].ename}: {errors[0].evalue}\n{cell.source}"
+        assert errors[0].ename == "ExerciseNotDone", f"{errors[0].ename}: {errors[0].evalue}"
+    n_grade = sum(1 for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade"))
+    assert len(failed) == n_grade, failed
+    assert nb.cells[-1].cell_type != "code" or nb.cells[-1].get("execution_count") is not None
