@@ -410,7 +410,7 @@ def sandboxed_launch(limits: Limits = Limits(), user=DEFAULT_USER, server: "Fork
     With a :class:`ForkServer`, ``python -m MODULE`` programs are started by
     forking the server instead (same sandbox, without the import time).
     """
-    from segtutor.exercises.cleanroom import LaunchResult, _tail
+    from segtutor.exercises.cleanroom import LaunchResult, _tail, run_killable
 
     drop = privilege_drop_active(user)
 
@@ -428,25 +428,8 @@ def sandboxed_launch(limits: Limits = Limits(), user=DEFAULT_USER, server: "Fork
                 if tag is not None:
                     kill_tagged(tag)
         cmd = sandbox_command(argv, limits, user=user, workdir=workdir, group=tag)
-        with open(err_path, "wb") as err:
-            proc = subprocess.Popen(
-                cmd, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=err, start_new_session=True, env=_env_with_pythonpath(),
-            )
-            try:
-                proc.wait(timeout=timeout)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                if tag is not None:
-                    kill_tagged(tag)
-                proc.wait()
-        return LaunchResult(None if timed_out else proc.returncode, timed_out, _tail(err_path))
+        return run_killable(cmd, workdir, timeout, env=_env_with_pythonpath(),
+                            cleanup=(lambda: kill_tagged(tag)) if tag is not None else None)
 
     return launch
 

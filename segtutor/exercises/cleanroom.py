@@ -159,16 +159,17 @@ class LaunchResult:
 Launch = Callable[[list, str, float], LaunchResult]
 
 
-def local_launch(argv: list, workdir: str, timeout: float) -> LaunchResult:
-    """Run ``argv`` in ``workdir`` as the current user, killing its process group at ``timeout``.
+def run_killable(argv: list, workdir: str, timeout: float, *, env=None, cleanup=None) -> LaunchResult:
+    """Run ``argv`` in its own session in ``workdir``; at ``timeout`` kill its whole process group.
 
-    :mod:`segtutor.grading` passes a sandboxed launcher instead (memory limit,
-    unprivileged user); this one is for checking a notebook on one's own machine.
+    stdout is discarded and stderr kept in ``workdir/stderr.txt`` (its tail is returned).
+    ``cleanup()`` runs once the process is gone, also after a time-out.
     """
-    with open(os.path.join(workdir, "stderr.txt"), "wb") as err:
+    err_path = os.path.join(workdir, "stderr.txt")
+    with open(err_path, "wb") as err:
         proc = subprocess.Popen(
             argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=err, start_new_session=True,
+            stderr=err, start_new_session=True, env=env,
         )
         try:
             proc.wait(timeout=timeout)
@@ -180,8 +181,19 @@ def local_launch(argv: list, workdir: str, timeout: float) -> LaunchResult:
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+            if cleanup is not None:
+                cleanup()
             proc.wait()
-    return LaunchResult(None if timed_out else proc.returncode, timed_out, _tail(os.path.join(workdir, "stderr.txt")))
+    return LaunchResult(None if timed_out else proc.returncode, timed_out, _tail(err_path))
+
+
+def local_launch(argv: list, workdir: str, timeout: float) -> LaunchResult:
+    """Run ``argv`` in ``workdir`` as the current user, killing its process group at ``timeout``.
+
+    :mod:`segtutor.grading` passes a sandboxed launcher instead (memory limit,
+    unprivileged user); this one is for checking a notebook on one's own machine.
+    """
+    return run_killable(argv, workdir, timeout)
 
 
 def _tail(path: str, size: int = 2000) -> str:
