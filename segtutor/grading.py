@@ -62,12 +62,23 @@ def _lesson_paths(lessons) -> list:
         lessons = os.fspath(lessons)
         if os.path.isdir(lessons):
             paths = sorted(glob.glob(os.path.join(lessons, "*.ipynb")))
-        else:
+        elif os.path.isfile(lessons):
             paths = [lessons]
+        else:
+            raise FileNotFoundError(f"no lessons folder or notebook at {lessons}")
     else:
         paths = [os.fspath(p) for p in lessons]
     if not paths:
         raise FileNotFoundError(f"no lesson notebooks (*.ipynb) found in {lessons}")
+    import nbformat
+
+    for path in paths:
+        try:
+            nbformat.validate(nbformat.read(path, as_version=4))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"lesson notebook {path} does not exist") from None
+        except Exception as exc:  # not JSON, not a notebook, schema errors
+            raise ValueError(f"lesson {path} is not a valid notebook: {str(exc).splitlines()[0]}") from None
     return [os.path.abspath(p) for p in paths]
 
 
@@ -311,9 +322,12 @@ def _assignment_notebooks(course_dir: str, assignment: str) -> list:
     source = os.path.join(course_dir, "source", assignment)
     names = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(source, "*.ipynb")))
     if not names:
+        known = sorted(d for d in os.listdir(os.path.join(course_dir, "source"))
+                       if os.path.isdir(os.path.join(course_dir, "source", d))) \
+            if os.path.isdir(os.path.join(course_dir, "source")) else []
         raise FileNotFoundError(
-            f"assignment {assignment!r} is not in {course_dir}/source; run `segtutor grade` with "
-            "--lessons, or setup_course() first")
+            f"assignment {assignment!r} is not in {course_dir}/source "
+            f"(assignments there: {', '.join(known) or 'none'}); pass --lessons DIR to add lessons")
     return names
 
 
@@ -785,7 +799,7 @@ def grade(
 def _cmd_release(args) -> int:
     try:
         written = release(args.lessons, args.out, course_dir=args.course)
-    except (FileNotFoundError, RuntimeError) as exc:
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"segtutor release: {exc}", file=sys.stderr)
         return 1
     for path in written:
@@ -818,6 +832,12 @@ def _cmd_grade(args) -> int:
         print(f"segtutor grade: {exc}", file=sys.stderr)
         return 1
     totals = result.totals()
+    if not totals:
+        where = args.submissions or os.path.join(args.course, "submitted")
+        print(f"segtutor grade: no submissions of {args.assignment} found in {where} "
+              f"(expected <student>/{args.assignment}/<notebook>.ipynb, <student>/<notebook>.ipynb "
+              "or <student>.ipynb)", file=sys.stderr)
+        return 1
     width = max([len(s) for s in totals] + [7])
     print(f"{'student':<{width}}  score  status")
     for student, (score, maximum, status, reason) in sorted(totals.items()):

@@ -92,3 +92,29 @@ def test_released_lesson_runs_to_the_end(released, lesson, monkeypatch):
     n_grade = sum(1 for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade"))
     assert len(failed) == n_grade, failed
     assert nb.cells[-1].cell_type != "code" or nb.cells[-1].get("execution_count") is not None
+
+
+def _cli(*args, cwd):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "segtutor", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_release_names_a_corrupt_or_missing_lesson(tmp_path):
+    (tmp_path / "lessons").mkdir()
+    (tmp_path / "lessons" / "00_bad.ipynb").write_text("{ not json")
+    out = _cli("release", "--lessons", "lessons", "--out", "out", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "00_bad.ipynb is not a valid notebook" in out.stderr and "Traceback" not in out.stderr
+    out = _cli("release", "--lessons", "nowhere", "--out", "out", cwd=tmp_path)
+    assert out.returncode == 1 and "no lessons folder or notebook at nowhere" in out.stderr
+
+
+def test_grade_says_when_there_is_nothing_to_grade_or_the_assignment_is_unknown(released, tmp_path):
+    course = released["course"]
+    out = _cli("grade", "01_classical", "--course", course, "--submissions", str(tmp_path), cwd=tmp_path)
+    assert out.returncode == 1 and "no submissions of 01_classical found" in out.stderr
+    out = _cli("grade", "01_clasical", "--course", course, cwd=tmp_path)
+    assert out.returncode == 1
+    assert "'01_clasical' is not in" in out.stderr and "01_classical" in out.stderr

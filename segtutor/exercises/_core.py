@@ -261,7 +261,7 @@ def _show_mask_diff(verdict: Verdict, exercise: Exercise, cases: list[Case], out
             ax.set_title(title)
             ax.axis("off")
         viz.mask_diff(expected, np.asarray(got), ax=axes[2], title="difference")
-        fig.suptitle(f"case '{name}'", fontsize=10)
+        fig.suptitle(f"case '{name}'", fontsize=10, y=1.06)
         plt.show()
     except Exception:  # a picture is a bonus; the text message already says what differs
         return
