@@ -255,3 +255,20 @@ def test_lesson_solutions_pass_the_clean_room_grader_with_hidden_cases(lesson):
 def test_doctests():
     for module in (_core, compare, cleanroom, exercises):
         assert doctest.testmod(module).failed == 0
+
+
+def test_notebook_shows_the_message_without_the_checkers_code():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_cell("from segtutor import exercises\ndef my_iou(a, b):\n    raise NotImplementedError()")
+    import io
+    from contextlib import redirect_stdout
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        result = shell.run_cell('exercises.check("metrics.iou", my_iou)')
+    text = out.getvalue()
+    assert isinstance(result.error_in_exec, exercises.ExerciseNotDone)
+    assert "ExerciseNotDone" in text and "is not done yet" in text
+    assert "verdict" not in text and "_core.py" not in text  # no checker source lines

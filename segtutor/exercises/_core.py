@@ -45,11 +45,23 @@ __all__ = [
 VISIBLE_SEED = 20261125
 
 
-class ExerciseNotDone(AssertionError):
+class _ExerciseError(AssertionError):
+    """Base of the checker's errors: IPython shows the message alone, without a traceback.
+
+    The traceback would only show the checker's own code; the message already names the
+    case, what was expected and what the learner's function returned or raised.
+    """
+
+    def _render_traceback_(self):  # IPython's hook for custom error display
+        first, *rest = str(self).splitlines() or [""]
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {first}", *rest]
+
+
+class ExerciseNotDone(_ExerciseError):
     """The learner's function still raises ``NotImplementedError``."""
 
 
-class ExerciseFailed(AssertionError):
+class ExerciseFailed(_ExerciseError):
     """The learner's function disagrees with the reference on some case."""
 
 
