@@ -74,21 +74,8 @@ def lock_path(course_dir: str) -> str:
     return os.path.join(course_dir, ".segtutor", "gradebook.lock")
 
 
-@contextlib.contextmanager
-def gradebook_lock(course_dir: str):
-    """Exclusive lock on the course's gradebook, across processes (``flock``)."""
-    path = lock_path(course_dir)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 class _LockState:
-    """The lock a worker holds while nbgrader writes the gradebook (released by the converter)."""
+    """An exclusive ``flock`` on the course's gradebook lock file, held until released."""
 
     def __init__(self):
         self.handle = None
@@ -109,6 +96,18 @@ class _LockState:
                 self.handle = None
 
 
+@contextlib.contextmanager
+def gradebook_lock(course_dir: str):
+    """Exclusive lock on the course's gradebook, across processes (``flock``)."""
+    lock = _LockState()
+    lock.acquire(course_dir)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+#: The lock a worker holds while nbgrader writes the gradebook (released by the converter).
 LOCK = _LockState()
 
 

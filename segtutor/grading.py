@@ -569,13 +569,9 @@ def _run_tasks(course_dir: str, tasks: list, settings: dict, jobs: int, budget: 
 
 
 def _tail(log_dir: str, size: int = 1500) -> str:
-    path = os.path.join(log_dir, "workers.log")
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, os.path.getsize(path) - size))
-            return fh.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
+    from segtutor.exercises.cleanroom import _tail as tail_of
+
+    return tail_of(os.path.join(log_dir, "workers.log"), size)
 
 
 def _zero(course_dir: str, assignment: str, student: str, needs_manual: bool) -> None:
