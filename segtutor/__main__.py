@@ -1,3 +1,6 @@
-from segtutor.cli import main
+"""``python -m segtutor``: the ``segtutor`` command."""
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    from segtutor.tools.cli import main
+
+    raise SystemExit(main())

@@ -1,7 +1,8 @@
 """The exercise format: specs, the learner-facing check, the clean-room grader."""
 
-import doctest
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -9,22 +10,38 @@ import numpy as np
 import pytest
 
 import segtutor.exercises as exercises
-from segtutor.exercises import _core, cleanroom, compare
+from segtutor.exercises import compare, wire
+from segtutor.grading import cleanroom
 
 LESSONS = sorted((Path(__file__).resolve().parent.parent / "lessons").glob("[0-9][0-9]_*.ipynb"))
 
 
 # -- every registered exercise -------------------------------------------------------------
 
-@pytest.mark.parametrize("exercise_id", sorted(exercises.registry()))
+ALL = sorted(exercises.registry(load_all=True))
+
+
+@pytest.mark.parametrize("exercise_id", ALL)
 def test_reference_passes_its_own_visible_and_hidden_cases(exercise_id, capsys):
     ex = exercises.get(exercise_id)
     verdict = exercises.check(exercise_id, ex.reference_function(), hidden_seed=12345)
     assert verdict.passed and verdict.n_cases == len(ex.cases(12345))
-    assert "all" in capsys.readouterr().out
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed == [f"\u2713 {ex.title}: all {verdict.n_cases} cases match the reference."]
 
 
-@pytest.mark.parametrize("exercise_id", sorted(exercises.registry()))
+@pytest.mark.parametrize("exercise_id", [e for e in ALL if exercises.get(e).wrong_answers])
+def test_the_visible_cases_reject_every_wrong_answer_of_the_catalogue_with_a_pointed_message(exercise_id):
+    ex = exercises.get(exercise_id)
+    for wrong in ex.wrong_answers:
+        with pytest.raises(exercises.ExerciseFailed) as info:
+            exercises.check(exercise_id, wrong.func)
+        assert __import__("re").search(wrong.points_at, str(info.value)), (
+            f"{exercise_id}, wrong answer '{wrong.name}': the message does not point at the mistake "
+            f"(/{wrong.points_at}/):\n{info.value}")
+
+
+@pytest.mark.parametrize("exercise_id", ALL)
 def test_cases_are_deterministic_named_and_hidden_cases_depend_on_the_seed(exercise_id):
     ex = exercises.get(exercise_id)
     visible = ex.cases()
@@ -32,13 +49,13 @@ def test_cases_are_deterministic_named_and_hidden_cases_depend_on_the_seed(exerc
     assert all(c.name and not c.name.startswith("hidden") for c in visible)
     a, b, c = ex.cases(1), ex.cases(1), ex.cases(2)
     assert len(a) > len(visible)
-    enc = lambda cases: json.dumps(_core.encode_value([list(x.args) for x in cases], arrays := {})) + str(
+    enc = lambda cases: json.dumps(wire.encode_value([list(x.args) for x in cases], arrays := {})) + str(
         [v.tobytes() for v in arrays.values()])
     assert enc(a) == enc(b)
     assert enc(a) != enc(c)
 
 
-@pytest.mark.parametrize("exercise_id", sorted(exercises.registry()))
+@pytest.mark.parametrize("exercise_id", ALL)
 def test_a_constant_answer_is_caught(exercise_id):
     ex = exercises.get(exercise_id)
     with pytest.raises(exercises.ExerciseFailed, match="case"):
@@ -74,8 +91,14 @@ def test_a_wrong_mask_gets_a_text_diff():
 
     with pytest.raises(exercises.ExerciseFailed) as info:
         exercises.check("classical.region_grow", my_region_grow)
-    assert "values differ" in str(info.value)
-    assert "-" in str(info.value).split("values differ", 1)[1]  # missing pixels are drawn
+    message = str(info.value)
+    # the first case: a 4x4 square (16 pixels) the learner's empty mask misses entirely
+    assert "case 'square from its centre': 16 of 81 values differ" in message
+    lines = message.split("16 of 81 values differ\n", 1)[1].splitlines()
+    assert lines[0].startswith("legend:")
+    picture = lines[1:10]  # 9 rows of 9 characters, one per pixel, below the legend line
+    assert all(len(row) == 9 and set(row) <= {".", "-"} for row in picture), picture
+    assert sum(row.count("-") for row in picture) == 16
 
 
 def test_an_exception_in_the_learner_code_is_reported_with_its_line():
@@ -142,22 +165,51 @@ def test_comparators():
 # -- the wire format -----------------------------------------------------------------------
 
 def test_wire_format_round_trip(tmp_path):
-    value = [(np.arange(6).reshape(2, 3), 1.5, "x", None, True), {"k": np.zeros(2, bool)}, float("nan")]
-    _core.dump(value, tmp_path / "v.json", tmp_path / "v.npz")
-    back = _core.load(tmp_path / "v.json", tmp_path / "v.npz")
+    value = [(np.arange(6).reshape(2, 3), 1.5, "x", None, True), {"k": np.zeros(2, bool), 3: -1, (1, "a"): 2},
+             float("nan"), np.arange(4, dtype=np.uint16)]
+    wire.dump(value, tmp_path / "v.json", tmp_path / "v.npz")
+    back = wire.load(tmp_path / "v.json", tmp_path / "v.npz")
     assert np.array_equal(back[0][0], value[0][0]) and back[0][1:] == value[0][1:]
     assert back[1]["k"].dtype == bool and np.isnan(back[2])
+    assert back[1][3] == -1 and back[1][(1, "a")] == 2  # int and tuple keys survive
+    assert back[3].dtype == np.uint16
 
 
 def test_wire_format_refuses_objects_and_pickles(tmp_path):
     with pytest.raises(TypeError, match="cannot be checked"):
-        _core.encode_value(object(), {})
-    with pytest.raises(TypeError, match="Python objects"):
-        _core.encode_value(np.array([object()]), {})
+        wire.encode_value(object(), {})
+    with pytest.raises(ValueError, match="cannot be checked"):
+        wire.encode_value(np.array([object()]), {})
     np.savez(tmp_path / "p.npz", a0=np.array([{"evil": 1}], dtype=object))
     (tmp_path / "p.json").write_text(json.dumps({"array": "a0"}))
-    with pytest.raises(ValueError, match="pickle"):
-        _core.load(tmp_path / "p.json", tmp_path / "p.npz")
+    with pytest.raises(ValueError, match="Python objects"):
+        wire.load(tmp_path / "p.json", tmp_path / "p.npz")
+
+
+def test_wire_format_refuses_bombs_links_and_fifos(tmp_path):
+    import os
+
+    (tmp_path / "v.json").write_text(json.dumps({"array": "a0"}))
+    np.savez_compressed(tmp_path / "v.npz", a0=np.zeros(10**6))  # 1 MB of zeros, compressed to ~1 KB
+    with pytest.raises(ValueError, match="compressed"):
+        wire.load(tmp_path / "v.json", tmp_path / "v.npz")
+    (tmp_path / "deep.json").write_text("[" * 100000 + "]" * 100000)
+    np.savez(tmp_path / "e.npz")
+    with pytest.raises(ValueError, match="JSON|nested|malformed"):
+        wire.load(tmp_path / "deep.json", tmp_path / "e.npz")
+    os.mkfifo(tmp_path / "fifo.json")
+    with pytest.raises(ValueError, match="not a regular file"):
+        wire.load(tmp_path / "fifo.json", tmp_path / "e.npz")
+    os.symlink(tmp_path / "v.json", tmp_path / "link.json")
+    with pytest.raises(ValueError, match="cannot be opened"):
+        wire.load(tmp_path / "link.json", tmp_path / "e.npz")
+
+
+def test_importing_the_exercises_imports_no_torch_until_a_torch_exercise_is_used():
+    code = ("import sys, segtutor; segtutor.exercises; before = 'torch' in sys.modules; "
+            "segtutor.exercises.registry(load_all=True); print(before, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
 
 
 # -- the clean-room grader -----------------------------------------------------------------
@@ -250,11 +302,6 @@ def test_lesson_solutions_pass_the_clean_room_grader_with_hidden_cases(lesson):
         assert call.hidden_seed is not None, f"{call.exercise_id} has no hidden cases in {lesson.name}"
         verdict = cleanroom.grade_check(call, code, timeout=60)
         assert verdict.passed, verdict.message()
-
-
-def test_doctests():
-    for module in (_core, compare, cleanroom, exercises):
-        assert doctest.testmod(module).failed == 0
 
 
 def test_notebook_shows_the_message_without_the_checkers_code():

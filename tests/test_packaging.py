@@ -102,7 +102,7 @@ def test_doctor_reports_versions_device_widgets_data_and_weights():
 
 
 def test_doctor_finds_a_cached_weight_file(tmp_path, monkeypatch):
-    from segtutor import doctor
+    from segtutor.tools import doctor
 
     checkpoints = tmp_path / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)

@@ -1,25 +1,26 @@
 """Graded exercises: the learner-facing checks and the specs behind them.
 
-A lesson exercise is a function the learner writes in one cell, followed by a
-graded test cell::
+A lesson exercise is a function (or an ``nn.Module`` class) the learner writes in
+one cell, followed by a graded test cell::
 
     exercises.check("metrics.iou", my_iou)
 
-:func:`check` runs the learner's function and the library's reference on the
-same cases and explains any difference. The specs live next to the module they
+:func:`check` runs the learner's code and the library's reference on the same
+cases and explains any difference. The specs live next to the module they
 exercise: ``segtutor/exercises/metrics.py`` holds the exercises on
-``segtutor.metrics``, and so on. See ``docs/exercises.md`` for the format.
+``segtutor.metrics``, and so on; a spec module is imported the first time one of
+its exercises is used, so ``import segtutor.exercises`` stays quick and never
+imports torch. See ``docs/exercises.md`` for the format.
 
 Examples
 --------
 >>> from segtutor import exercises
->>> sorted(exercises.registry())[:2]
-['classical.multi_threshold', 'classical.otsu_threshold']
+>>> exercises.get("classical.otsu_threshold").title
+"Otsu's threshold"
+>>> "metrics.iou" in exercises.registry(load_all=True)
+True
 """
 
-from . import classical as _classical  # noqa: F401  (registers the exercises)
-from . import cluster as _cluster  # noqa: F401
-from . import metrics as _metrics  # noqa: F401
 from ._core import (
     Case,
     CaseFailure,
@@ -27,14 +28,17 @@ from ._core import (
     ExerciseFailed,
     ExerciseNotDone,
     Verdict,
+    WrongAnswer,
     check,
     compare_results,
     get,
     register,
     registry,
     run_cases,
+    spec_modules,
     yours_or_reference,
 )
+from .wire import Fixture
 
 __all__ = [
     "Case",
@@ -42,12 +46,15 @@ __all__ = [
     "Exercise",
     "ExerciseFailed",
     "ExerciseNotDone",
+    "Fixture",
     "Verdict",
+    "WrongAnswer",
     "check",
     "compare_results",
     "get",
     "register",
     "registry",
     "run_cases",
+    "spec_modules",
     "yours_or_reference",
 ]

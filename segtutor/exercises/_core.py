@@ -7,22 +7,29 @@ case generator and a comparison. The same spec serves three places:
   and explains the first differences (expected vs got, a mask diff);
 * in a student release, :func:`yours_or_reference` lets the lesson continue with
   the reference while an exercise is unfinished;
-* when grading, :mod:`segtutor.grading` runs the learner's cell in a clean,
-  sandboxed process on visible *and* hidden cases and compares the results here,
-  in the grader's own process, which student code never touches.
+* when grading, :mod:`segtutor.grading.cleanroom` runs the learner's cell in a
+  clean, sandboxed process on visible *and* hidden cases and compares the results
+  here, in the grader's own process, which student code never touches.
+
+Specs are registered by the topic's spec module (``segtutor/exercises/fcn.py`` for
+``"fcn.*"`` ids), imported on first use: ``import segtutor.exercises`` imports
+neither the spec modules nor torch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import importlib
-import json
+import pkgutil
 import sys
 import traceback
 from typing import Any, Callable
 
 import numpy as np
+
+from .wire import Fixture
 
 __all__ = [
     "Case",
@@ -31,13 +38,14 @@ __all__ = [
     "ExerciseFailed",
     "ExerciseNotDone",
     "Verdict",
+    "WrongAnswer",
     "check",
     "compare_results",
-    "decode_value",
-    "encode_value",
     "get",
     "register",
     "registry",
+    "run_cases",
+    "spec_modules",
     "yours_or_reference",
 ]
 
@@ -92,7 +100,11 @@ class Verdict:
     failures: tuple = ()
     not_done: bool = False
 
-    def message(self) -> str:
+    def _ipython_display_(self):
+        """Nothing more to show in a notebook: :func:`check` already printed its one line."""
+
+    def message(self, attempt: int = 1) -> str:
+        """The learner-facing text; ``attempt`` picks the stage of the hint (1: the idea)."""
         ex = get(self.exercise)
         if self.not_done:
             return (
@@ -106,12 +118,27 @@ class Verdict:
             lines.append(f"- case '{failure.case}': {failure.reason}")
         if len(self.failures) > 3:
             lines.append(f"- ... and {len(self.failures) - 3} more")
-        if ex.hint:
-            lines.append(f"Hint: {ex.hint}")
+        hint = ex.hint_for(attempt)
+        if hint:
+            lines.append(f"Hint: {hint}")
         return "\n".join(lines)
 
 
 Comparator = Callable[[Any, Any, Case], "str | None"]
+
+
+@dataclasses.dataclass(frozen=True)
+class WrongAnswer:
+    """A plausible mistake, kept with its exercise to prove the visible cases catch it.
+
+    ``func`` is a learner's function that makes this mistake; ``points_at`` is a
+    regular expression the failure message must match, so the message points at the
+    mistake (for example ``"lower class"`` for an off-by-one at ties).
+    """
+
+    name: str
+    func: Callable
+    points_at: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,8 +162,27 @@ class Exercise:
     compare : callable
         ``compare(expected, got, case) -> None`` when they agree, else a short
         reason; see :mod:`segtutor.exercises.compare`.
-    hint : str
-        One line shown after a failure.
+    hint : str or tuple of str
+        Shown after a failure. A tuple gives staged hints: the idea after the first
+        failed check, a pointer after the second (never the answer itself).
+    wrong_answers : tuple of WrongAnswer
+        The catalogue of plausible mistakes; the test suite proves the visible cases
+        reject each one with a message matching its ``points_at``.
+    invoke : callable, optional
+        ``invoke(learner_object, *args, **kwargs) -> result`` replaces the plain
+        call ``learner_object(*args, **kwargs)``: e.g. build the learner's
+        ``nn.Module`` class, load a fixed state dict, run forward and return the
+        output. It runs identically in the notebook and in the clean-room grader,
+        and is applied to the reference too.
+    fixtures : dict, optional
+        ``{name: builder}``: zero-argument, deterministic functions that build
+        objects a case uses (a backbone, a batch). A case refers to one with
+        ``Fixture(name)``; each side builds it itself, so nothing but the name
+        crosses the process boundary and the grader need not re-run the notebook.
+    limits : dict, optional
+        Resources of the clean-room process for this exercise: ``memory``
+        (``"4G"``) and ``timeout`` (seconds), for exercises that need more than
+        the grader's defaults (e.g. a forward pass of a small network).
     """
 
     id: str
@@ -144,11 +190,52 @@ class Exercise:
     reference: str
     make_cases: Callable[[np.random.Generator, bool], list]
     compare: Comparator
-    hint: str = ""
+    hint: "str | tuple" = ""
+    wrong_answers: tuple = ()
+    invoke: "Callable | None" = None
+    fixtures: dict = dataclasses.field(default_factory=dict)
+    limits: dict = dataclasses.field(default_factory=dict)
+
+    def hint_for(self, attempt: int = 1) -> str:
+        """The hint stage for the ``attempt``-th failed check (the last stage repeats)."""
+        stages = (self.hint,) if isinstance(self.hint, str) else tuple(self.hint)
+        stages = tuple(s for s in stages if s)
+        if not stages:
+            return ""
+        return stages[min(max(attempt, 1), len(stages)) - 1]
+
+    @property
+    def spec_module(self) -> str:
+        """The module that defines this exercise (the clean room imports it to find the spec)."""
+        return getattr(self.make_cases, "__module__", "") or ""
 
     def reference_function(self) -> Callable:
         module, _, name = self.reference.rpartition(".")
         return getattr(importlib.import_module(module), name)
+
+    def fixture(self, name: str):
+        """A fresh copy of the fixture ``name`` (built once per process, copied per use)."""
+        if name not in self.fixtures:
+            raise KeyError(f"exercise {self.id!r} has no fixture {name!r} (it has: {sorted(self.fixtures)})")
+        cache = _FIXTURES.setdefault(self.id, {})
+        if name not in cache:
+            with _torch_determinism():
+                cache[name] = self.fixtures[name]()
+        return copy.deepcopy(cache[name])
+
+    def call(self, obj: Callable, case: "Case"):
+        """Run ``obj`` (the learner's or the reference's) on one case.
+
+        Each call gets its own copy of the inputs (a function that writes into its
+        input cannot change what the other side sees), fixtures resolved, torch's
+        random numbers seeded and deterministic algorithms on.
+        """
+        args = _resolve(self, copy.deepcopy(case.args))
+        kwargs = _resolve(self, copy.deepcopy(case.kwargs))
+        with _torch_determinism():
+            if self.invoke is not None:
+                return self.invoke(obj, *args, **kwargs)
+            return obj(*args, **kwargs)
 
     def cases(self, hidden_seed: int | None = None) -> list[Case]:
         """Visible cases, followed by hidden ones when ``hidden_seed`` is given."""
@@ -163,6 +250,46 @@ class Exercise:
 
 
 _REGISTRY: dict[str, Exercise] = {}
+_FIXTURES: dict[str, dict] = {}
+
+#: Modules of this package that hold no exercise specs.
+_NOT_SPECS = frozenset({"compare", "wire"})
+
+
+def _resolve(exercise: Exercise, value):
+    if isinstance(value, Fixture):
+        return exercise.fixture(value.name)
+    if isinstance(value, tuple):
+        return tuple(_resolve(exercise, v) for v in value)
+    if isinstance(value, list):
+        return [_resolve(exercise, v) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve(exercise, v) for k, v in value.items()}
+    return value
+
+
+@contextlib.contextmanager
+def _torch_determinism(seed: int = 0):
+    """Seed torch and turn on its deterministic algorithms, restoring both afterwards.
+
+    Does nothing (and imports nothing) when torch is not in use.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    was = torch.are_deterministic_algorithms_enabled()
+    was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(was, warn_only=was_warn)
+
+#: Failed checks per exercise in this session: the hint gets more specific each time.
+_FAILED_CHECKS: dict[str, int] = {}
 
 
 def register(exercise: Exercise) -> Exercise:
@@ -173,29 +300,46 @@ def register(exercise: Exercise) -> Exercise:
     return exercise
 
 
-def registry() -> dict[str, Exercise]:
-    """All registered exercises by id."""
+def spec_modules() -> list:
+    """Names of the spec modules (one per topic), without importing them."""
+    package = sys.modules[__name__.rpartition(".")[0]]
+    return sorted(
+        m.name for m in pkgutil.iter_modules(package.__path__)
+        if not m.name.startswith("_") and m.name not in _NOT_SPECS
+    )
+
+
+def _load_spec(topic: str) -> None:
+    if topic in spec_modules():
+        importlib.import_module(f"{__name__.rpartition('.')[0]}.{topic}")
+
+
+def registry(load_all: bool = False) -> dict[str, Exercise]:
+    """The registered exercises by id; ``load_all=True`` first imports every spec module."""
+    if load_all:
+        for topic in spec_modules():
+            _load_spec(topic)
     return dict(_REGISTRY)
 
 
 def get(exercise_id: str) -> Exercise:
-    """Return the exercise with this id, or raise ``KeyError`` listing the known ids."""
+    """Return the exercise with this id, or raise ``KeyError`` listing the known ids.
+
+    The spec module of the id's topic (``"fcn"`` in ``"fcn.bilinear_kernel"``) is
+    imported on first use.
+    """
     if not isinstance(exercise_id, str):
         raise TypeError(f"exercise id must be a string like 'classical.otsu_threshold', got {exercise_id!r}")
+    if exercise_id not in _REGISTRY:
+        _load_spec(exercise_id.partition(".")[0])
     try:
         return _REGISTRY[exercise_id]
     except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
+        known = ", ".join(sorted(registry(load_all=True)))
         raise KeyError(f"unknown exercise {exercise_id!r}; known exercises: {known}") from None
 
 
 # -- running a function on the cases -------------------------------------------------------
-
-
-def _call(func: Callable, case: Case):
-    # Each call gets its own copy, so a function that writes into its input
-    # cannot change what the other side sees.
-    return func(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
 
 
 def _learner_traceback(exc: BaseException) -> str:
@@ -226,7 +370,7 @@ def compare_results(exercise: Exercise, cases: list[Case], outcomes: list) -> Ve
                 not_done = True
             failures.append(CaseFailure(case.name, f"your function raised {value}"))
             continue
-        expected = _call(reference, case)
+        expected = exercise.call(reference, case)
         reason = exercise.compare(expected, value, case)
         if reason:
             failures.append(CaseFailure(case.name, reason))
@@ -235,12 +379,19 @@ def compare_results(exercise: Exercise, cases: list[Case], outcomes: list) -> Ve
     return Verdict(exercise.id, not failures, len(cases), tuple(failures), not_done and len(failures) == len(cases))
 
 
-def run_cases(func: Callable, cases: list[Case]) -> list:
-    """Call ``func`` on every case; return ``("ok", value)`` or ``("error", text)`` each."""
+def run_cases(func: Callable, cases: list[Case], exercise: "Exercise | None" = None) -> list:
+    """Call ``func`` on every case; return ``("ok", value)`` or ``("error", text)`` each.
+
+    With ``exercise``, calls go through :meth:`Exercise.call` (its ``invoke``
+    hook, fixtures and torch seeding); without, they are plain calls.
+    """
     outcomes = []
     for case in cases:
         try:
-            outcomes.append(("ok", _call(func, case)))
+            if exercise is not None:
+                outcomes.append(("ok", exercise.call(func, case)))
+            else:
+                outcomes.append(("ok", func(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))))
         except NotImplementedError as exc:
             outcomes.append(("error", f"NotImplementedError: {exc}".rstrip(": ")))
         except Exception as exc:  # the learner's bug, reported with the case
@@ -248,8 +399,26 @@ def run_cases(func: Callable, cases: list[Case]) -> list:
     return outcomes
 
 
+def _as_map(value):
+    """``value`` as a 2-D mask or label map that can be drawn, or None (a number, features, NaN...)."""
+    try:
+        array = np.asarray(value)
+    except Exception:
+        return None
+    if array.ndim != 2 or array.size == 0:
+        return None
+    if array.dtype == bool or (np.issubdtype(array.dtype, np.integer) and array.min() >= 0 and array.max() <= 255):
+        return array
+    return None
+
+
 def _show_mask_diff(verdict: Verdict, exercise: Exercise, cases: list[Case], outcomes: list) -> None:
-    """In a notebook, draw expected / got / difference for the first failing mask case."""
+    """In a notebook, draw expected / yours / difference for the first failing mask or label map.
+
+    Only masks and label maps are drawn (numbers, feature arrays and float images are not
+    pictures of a segmentation), on one colour scale with a legend; a result that cannot be
+    drawn (NaN, floats, another shape) gets no figure: the message already says what is wrong.
+    """
     if "IPython" not in sys.modules:
         return
     try:
@@ -260,23 +429,28 @@ def _show_mask_diff(verdict: Verdict, exercise: Exercise, cases: list[Case], out
         name = verdict.failures[0].case
         index = [c.name for c in cases].index(name)
         status, got = outcomes[index]
-        expected = _call(exercise.reference_function(), cases[index])
-        if status != "ok" or np.ndim(expected) != 2 or np.shape(got) != np.shape(expected):
+        if status != "ok":
             return
+        expected = _as_map(exercise.call(exercise.reference_function(), cases[index]))
+        got = _as_map(got)
+        if expected is None or got is None or got.shape != expected.shape:
+            return
+        if expected.dtype == bool and got.dtype != bool:
+            return  # the message says a mask must be boolean
         import matplotlib.pyplot as plt
 
         from segtutor import viz
 
-        fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.6))
-        for ax, mask, title in ((axes[0], expected, "expected"), (axes[1], np.asarray(got), "yours")):
-            ax.imshow(mask, cmap="gray", interpolation="nearest")
-            ax.set_title(title)
-            ax.axis("off")
-        viz.mask_diff(expected, np.asarray(got), ax=axes[2], title="difference")
-        fig.suptitle(f"case '{name}'", fontsize=10, y=1.06)
+        viz.diff_figure(expected, got, title=f"case '{name}'")
         plt.show()
     except Exception:  # a picture is a bonus; the text message already says what differs
         return
+
+
+def _say(line: str) -> None:
+    """Print one line in one write (a notebook then shows it as one piece of output, every run)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def check(exercise_id: str, func: Callable, *, hidden_seed: int | None = None) -> Verdict:
@@ -317,7 +491,7 @@ def check(exercise_id: str, func: Callable, *, hidden_seed: int | None = None) -
             f"got {type(func).__name__}"
         )
     cases = exercise.cases(hidden_seed)
-    outcomes = run_cases(func, cases)
+    outcomes = run_cases(func, cases, exercise)
     verdict = compare_results(exercise, cases, outcomes)
     if verdict.not_done:
         raise ExerciseNotDone(
@@ -325,17 +499,26 @@ def check(exercise_id: str, func: Callable, *, hidden_seed: int | None = None) -
             + f"\nUntil then the lesson uses the reference {exercise.reference}."
         )
     if not verdict.passed:
+        _FAILED_CHECKS[exercise_id] = _FAILED_CHECKS.get(exercise_id, 0) + 1
         _show_mask_diff(verdict, exercise, cases, outcomes)
-        raise ExerciseFailed(verdict.message())
-    print(verdict.message())
+        raise ExerciseFailed(verdict.message(attempt=_FAILED_CHECKS[exercise_id]))
+    _say(verdict.message())
     return verdict
 
 
+#: Seed of the further cases :func:`yours_or_reference` tries before handing a function on.
+HANDOVER_SEED = 7
+
+
 def yours_or_reference(exercise_id: str, func: Callable) -> Callable:
-    """Return the learner's function if it passes the visible cases, else the reference.
+    """Return the learner's function if it is safe to use in the rest of the lesson, else the reference.
 
     Lessons call this after an exercise so that the rest of the lesson runs even
-    when the exercise is unfinished or wrong.
+    when the exercise is unfinished or wrong. The learner's function is handed on
+    only when it matches the reference on the visible cases *and* on a few further
+    cases (drawn like the hidden ones, with a fixed seed), result type, dtype and
+    shape included; otherwise the message says why and the reference is used, so
+    an accepted answer never breaks a later cell.
 
     Examples
     --------
@@ -348,87 +531,24 @@ def yours_or_reference(exercise_id: str, func: Callable) -> Callable:
     'iou'
     """
     exercise = get(exercise_id)
+    name = getattr(func, "__name__", "function")
     if callable(func):
-        cases = exercise.cases()
-        verdict = compare_results(exercise, cases, run_cases(func, cases))
+        visible = exercise.cases()
+        rng = np.random.default_rng([VISIBLE_SEED, HANDOVER_SEED])
+        further = [dataclasses.replace(c, name=f"further check {i + 1}")
+                   for i, c in enumerate(exercise.make_cases(rng, True))]
+        cases = visible + further
+        verdict = compare_results(exercise, cases, run_cases(func, cases, exercise))
         if verdict.passed:
-            print(f"Using your {getattr(func, '__name__', 'function')} for the rest of the lesson.")
+            _say(f"Using your {name} for the rest of the lesson.")
             return func
-        state = "is not done yet" if verdict.not_done else "does not match the reference yet"
+        if verdict.not_done:
+            state = "is not done yet"
+        else:
+            first = verdict.failures[0]
+            reason = first.reason.splitlines()[0]
+            state = f"does not match the reference yet: case '{first.case}': {reason}"
     else:
         state = "is not a function"
-    name = getattr(func, "__name__", "function")
-    print(f"Using the reference {exercise.reference} for the rest of the lesson (your {name} {state}).")
+    _say(f"Using the reference {exercise.reference} for the rest of the lesson (your {name} {state}).")
     return exercise.reference_function()
-
-
-# -- a data-only wire format for values crossing the sandbox boundary --------------------
-#
-# Values are nested tuples/lists/dicts of numbers, strings, None and NumPy arrays.
-# They travel as JSON plus an .npz of arrays, both read without pickle, so a
-# hostile process can send wrong data but never code.
-
-_SCALARS = (bool, int, float, str, type(None))
-
-
-def encode_value(value, arrays: dict, prefix: str = "a"):
-    """Turn ``value`` into a JSON-able description; arrays go into ``arrays``."""
-    if isinstance(value, (np.generic,)):
-        value = value.item()
-    if isinstance(value, _SCALARS):
-        if isinstance(value, float) and not np.isfinite(value):
-            return {"float": repr(value)}
-        return value
-    if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
-        array = np.asarray(value)
-        if array.dtype == object:
-            raise TypeError("arrays of Python objects cannot be compared; return numbers")
-        key = f"{prefix}{len(arrays)}"
-        arrays[key] = array
-        return {"array": key}
-    if isinstance(value, (tuple, list)):
-        kind = "tuple" if isinstance(value, tuple) else "list"
-        return {kind: [encode_value(v, arrays, prefix) for v in value]}
-    if isinstance(value, dict):
-        return {"dict": [[str(k), encode_value(v, arrays, prefix)] for k, v in value.items()]}
-    raise TypeError(f"a value of type {type(value).__name__} cannot be checked; return numbers or arrays")
-
-
-def decode_value(desc, arrays):
-    """Inverse of :func:`encode_value`."""
-    if isinstance(desc, dict):
-        if "array" in desc:
-            return np.asarray(arrays[desc["array"]])
-        if "float" in desc:
-            return float(desc["float"])
-        if "tuple" in desc:
-            return tuple(decode_value(v, arrays) for v in desc["tuple"])
-        if "list" in desc:
-            return [decode_value(v, arrays) for v in desc["list"]]
-        if "dict" in desc:
-            return {k: decode_value(v, arrays) for k, v in desc["dict"]}
-        raise ValueError(f"malformed value description: {sorted(desc)}")
-    return desc
-
-
-def dump(value, json_path, npz_path) -> None:
-    """Write a value as ``json_path`` + ``npz_path`` (no pickle)."""
-    arrays: dict = {}
-    desc = encode_value(value, arrays)
-    np.savez(npz_path, **arrays)
-    with open(json_path, "w") as fh:
-        json.dump(desc, fh)
-
-
-def load(json_path, npz_path, max_bytes: int = 256 * 2**20):
-    """Read a value written by :func:`dump`, refusing pickles and oversize files."""
-    import os
-
-    for path in (json_path, npz_path):
-        if os.path.getsize(path) > max_bytes:
-            raise ValueError(f"{os.path.basename(path)} is larger than {max_bytes} bytes")
-    with open(json_path) as fh:
-        desc = json.load(fh)
-    with np.load(npz_path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    return decode_value(desc, arrays)

@@ -1,11 +1,13 @@
-"""The untrusted side of :mod:`segtutor.exercises.cleanroom`.
+"""The untrusted side of :mod:`segtutor.grading.cleanroom`.
 
-``python -m segtutor.exercises._runner WORKDIR`` reads the learner's cell
-(``solution.py``), the notebook's imports (``prelude.py``), the function name
-(``job.json``) and the case inputs (``args``/``kwargs`` JSON + npz); it runs the
-cell, calls the function on every case and writes ``results.json`` +
-``results.npz``. It never sees the reference results, so nothing it does here
-can make a wrong answer count as right.
+``python -m segtutor.grading.runner WORKDIR`` reads the learner's cell
+(``solution.py``), the notebook's imports (``prelude.py``), the exercise id and
+function name (``job.json``) and the case inputs (``args``/``kwargs`` JSON + npz);
+it runs the cell, calls the function on every case through the exercise's
+:meth:`~segtutor.exercises.Exercise.call` (its ``invoke`` hook, fixtures, torch
+seeded and deterministic, one thread) and writes ``results.json`` +
+``results.npz``. It never sees the reference results, so nothing it does here can
+make a wrong answer count as right.
 """
 
 from __future__ import annotations
@@ -31,11 +33,21 @@ def _error_text(exc: BaseException) -> str:
 
 
 def main(workdir: str) -> int:
-    from segtutor.exercises._core import dump, load
+    # One thread for BLAS and torch: several checks run side by side on a grading machine.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    from segtutor.exercises import Case, get
+    from segtutor.exercises.wire import dump, load
 
     os.chdir(workdir)
     with open("job.json") as fh:
-        func_name = json.load(fh)["func_name"]
+        job = json.load(fh)
+    func_name = job["func_name"]
+    if job.get("spec_module"):
+        import importlib
+
+        importlib.import_module(job["spec_module"])  # registers the exercise
+    exercise = get(job["exercise_id"])
     args = load("args.json", "args.npz")
     kwargs = load("kwargs.json", "kwargs.npz")
     with open("solution.py") as fh:
@@ -72,12 +84,12 @@ def main(workdir: str) -> int:
         write({"status": "setup_error", "error": _error_text(exc)})
         return 0
 
-    import copy
-
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
     outcomes = []
     for case_args, case_kwargs in zip(args, kwargs):
         try:
-            value = func(*copy.deepcopy(case_args), **copy.deepcopy(case_kwargs))
+            value = exercise.call(func, Case("", tuple(case_args), dict(case_kwargs)))
             outcomes.append(["ok", value])
         except NotImplementedError as exc:
             outcomes.append(["error", f"NotImplementedError: {exc}".rstrip(": ")])

@@ -15,7 +15,7 @@ with :func:`parse_check_calls`, and for each one:
 1. builds a program from the notebook's import statements and the one cell
    that defines the learner's function (:func:`find_definition`);
 2. runs it in a fresh, sandboxed interpreter (``python -m
-   segtutor.exercises._runner``) that receives only the case *inputs* and sends
+   segtutor.grading.runner``) that receives only the case *inputs* and sends
    back only *data* (JSON + ``.npz``, read without pickle);
 3. computes the reference results and compares them here, in the grader's own
    process, which student code never runs in.
@@ -36,7 +36,10 @@ import sys
 import tempfile
 from typing import Callable, Sequence
 
-from ._core import CaseFailure, Verdict, dump, get, load
+from segtutor.exercises import CaseFailure, Verdict, compare_results, get
+from segtutor.exercises.wire import dump, load
+
+from .process import LaunchResult, run_killable
 
 __all__ = [
     "CheckCall",
@@ -107,7 +110,7 @@ def _strip_magics(source: str) -> str:
 
 def _defines(tree: ast.Module, name: str) -> bool:
     for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
             return True
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
             return True
@@ -123,7 +126,7 @@ def find_definition(code_cells: Sequence[str], func_name: str) -> str | None:
         except SyntaxError:
             # A cell that does not parse may still be the one (the learner's typo):
             # keep it if it mentions the definition, so the learner sees the SyntaxError.
-            if f"def {func_name}(" in source:
+            if f"def {func_name}(" in source or f"class {func_name}" in source:
                 found = source
             continue
         if _defines(tree, func_name):
@@ -147,68 +150,17 @@ def import_prelude(code_cells: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-@dataclasses.dataclass(frozen=True)
-class LaunchResult:
-    """How the untrusted process ended."""
-
-    returncode: int | None
-    timed_out: bool
-    stderr_tail: str = ""
-
-
 Launch = Callable[[list, str, float], LaunchResult]
 
 
-def run_killable(argv: list, workdir: str, timeout: float, *, env=None, cleanup=None) -> LaunchResult:
-    """Run ``argv`` in its own session in ``workdir``; at ``timeout`` kill its whole process group.
-
-    stdout is discarded and stderr kept in ``workdir/stderr.txt`` (its tail is returned).
-    ``cleanup()`` runs once the process is gone, also after a time-out.
-    """
-    err_path = os.path.join(workdir, "stderr.txt")
-    with open(err_path, "wb") as err:
-        proc = subprocess.Popen(
-            argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=err, start_new_session=True, env=env,
-        )
-        try:
-            proc.wait(timeout=timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            if cleanup is not None:
-                cleanup()
-            proc.wait()
-    return LaunchResult(None if timed_out else proc.returncode, timed_out, _tail(err_path))
-
-
-def local_launch(argv: list, workdir: str, timeout: float) -> LaunchResult:
+def local_launch(argv: list, workdir: str, timeout: float, memory=None) -> LaunchResult:
     """Run ``argv`` in ``workdir`` as the current user, killing its process group at ``timeout``.
 
-    :mod:`segtutor.grading` passes a sandboxed launcher instead (memory limit,
-    unprivileged user); this one is for checking a notebook on one's own machine.
+    :mod:`segtutor.grading.course` passes a sandboxed launcher instead (memory limit,
+    unprivileged user); this one is for checking a notebook on one's own machine and
+    sets no memory limit (``memory`` is accepted for the launcher protocol).
     """
     return run_killable(argv, workdir, timeout)
-
-
-def _tail(path: str, size: int = 2000) -> str:
-    # O_NOFOLLOW: the untrusted process may have replaced the file by a link to
-    # something only the grader can read.
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return ""
-    with os.fdopen(fd, "rb") as fh:
-        try:
-            fh.seek(max(0, os.fstat(fd).st_size - size))
-            return fh.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
 
 
 def _failed(call: CheckCall, n_cases: int, reason: str) -> Verdict:
@@ -234,8 +186,10 @@ def grade_check(
     launch : callable
         ``launch(argv, workdir, timeout) -> LaunchResult`` runs the untrusted
         program (see :func:`local_launch`; the grader passes a sandboxed one).
+        An exercise with a ``limits["memory"]`` gets ``memory=`` too.
     timeout : float
-        Seconds allowed for the learner's cell and all cases together.
+        Seconds allowed for the learner's cell and all cases together; an
+        exercise's ``limits["timeout"]``, when larger, replaces it.
     workdir : str, optional
         Scratch folder; ``launch`` makes it writable by the process it starts.
         A temporary one is made (and removed) when omitted.
@@ -259,16 +213,21 @@ def grade_check(
         with open(os.path.join(workdir, "prelude.py"), "w") as fh:
             fh.write(import_prelude(code_cells))
         with open(os.path.join(workdir, "job.json"), "w") as fh:
-            json.dump({"func_name": call.func_name}, fh)
+            json.dump({"func_name": call.func_name, "exercise_id": call.exercise_id,
+                       "spec_module": exercise.spec_module}, fh)
         dump([list(c.args) for c in cases], os.path.join(workdir, "args.json"), os.path.join(workdir, "args.npz"))
         dump([c.kwargs for c in cases], os.path.join(workdir, "kwargs.json"), os.path.join(workdir, "kwargs.npz"))
         # No chmod here: the launcher makes the folder usable by the process it starts
-        # (segtutor.sandbox.sandboxed_launch gives it to that run's group only). A
+        # (segtutor.grading.sandbox.sandboxed_launch gives it to that run's group only). A
         # world-writable folder would let any other process of the sandbox user
         # write this run's results.
 
-        argv = [sys.executable, "-m", "segtutor.exercises._runner", workdir]
-        result = launch(argv, workdir, timeout)
+        argv = [sys.executable, "-m", "segtutor.grading.runner", workdir]
+        timeout = max(float(timeout), float(exercise.limits.get("timeout", 0)))
+        if exercise.limits.get("memory"):
+            result = launch(argv, workdir, timeout, memory=exercise.limits["memory"])
+        else:
+            result = launch(argv, workdir, timeout)
         return _verdict_from_files(call, cases, workdir, result, timeout)
     finally:
         if own_dir:
@@ -278,8 +237,6 @@ def grade_check(
 
 
 def _verdict_from_files(call, cases, workdir, result: LaunchResult, timeout) -> Verdict:
-    from ._core import compare_results
-
     if result.timed_out:
         return _failed(
             call, len(cases),

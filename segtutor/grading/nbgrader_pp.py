@@ -1,4 +1,4 @@
-"""nbgrader plumbing for :mod:`segtutor.grading`: sandboxed execution and clean-room grades.
+"""nbgrader plumbing for :mod:`segtutor.grading.course`: sandboxed execution and clean-room grades.
 
 Importing this module imports nbgrader (slow, about two seconds): only the
 grading worker and the release step do.
@@ -8,13 +8,13 @@ Autograde here is nbgrader's ``Autograde`` converter with these changes:
 * sanitising (``OverwriteCells``) restores deleted grade cells
   (``add_missing_cells``), also when the cells around them were deleted too;
 * :class:`SandboxedExecute` replaces ``Execute``: the kernel runs through
-  :mod:`segtutor.sandbox` (limits, unprivileged user, private scratch copy of
+  :mod:`segtutor.grading.sandbox` (limits, unprivileged user, private scratch copy of
   the submission), a cell that runs past its time limit gets its kernel killed,
   and once the kernel is gone (killed, ``os._exit``, memory) the remaining cells
   are marked *not run* instead of failing the whole submission;
 * :class:`CleanroomGrades`, right after it, replaces the outputs of every grade
   cell that calls ``exercises.check`` by the verdict of
-  :func:`segtutor.exercises.cleanroom.grade_check` (a fresh sandboxed process,
+  :func:`segtutor.grading.cleanroom.grade_check` (a fresh sandboxed process,
   reference compared in this process), so nothing the notebook did to its own
   kernel changes a score;
 * :class:`GradebookAutograde` serialises the parts that write the gradebook
@@ -57,8 +57,7 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
-from segtutor import sandbox
-from segtutor.exercises import cleanroom
+from . import cleanroom, sandbox
 
 #: Cell metadata key where SandboxedExecute leaves how each code cell ran.
 RUN_KEY = "segtutor_run"
@@ -166,7 +165,7 @@ class RobustOverwriteCells(OverwriteCells):
 
 
 class SandboxKernelManager(AsyncKernelManager):
-    """Starts ``python -m ipykernel_launcher`` through :mod:`segtutor.sandbox`.
+    """Starts ``python -m ipykernel_launcher`` through :mod:`segtutor.grading.sandbox`.
 
     Whatever kernel the notebook asks for, the kernel is this interpreter's
     ipykernel; the connection file is made readable by the sandbox's group only.
@@ -184,7 +183,7 @@ class SandboxKernelManager(AsyncKernelManager):
         if self.sandbox_gid is not None:
             os.chown(self.connection_file, 0, self.sandbox_gid)
             os.chmod(self.connection_file, 0o640)
-        kw["env"] = sandbox._env_with_pythonpath(kw.get("env"))
+        kw["env"] = sandbox.env_with_pythonpath(kw.get("env"))
         return await super()._async_launch_kernel(kernel_cmd, **kw)
 
 
@@ -461,6 +460,13 @@ class CleanroomGrades(NbGraderPreprocessor):
 
 
 _SERVERS: dict = {}
+
+
+def close_fork_servers() -> None:
+    """Stop this process's fork servers (a worker calls it before it exits)."""
+    for server in _SERVERS.values():
+        server.close()
+    _SERVERS.clear()
 
 
 def _fork_server(prelude: str):

@@ -1,6 +1,6 @@
-"""A grading worker: ``python -m segtutor._grading_worker COURSE_DIR SETTINGS_JSON``.
+"""A grading worker: ``python -m segtutor.grading.worker COURSE_DIR SETTINGS_JSON``.
 
-Started by :func:`segtutor.grading.grade`, ``jobs`` at a time. It imports
+Started by :func:`segtutor.grading.course.grade`, ``jobs`` at a time. It imports
 nbgrader once and then grades one submission per line read on stdin
 (``{"assignment": ..., "student": ...}``), answering one JSON line per
 submission on its original stdout. Anything else printed goes to stderr (the
@@ -90,7 +90,7 @@ def zero_submission(course_dir: str, course_id: str, assignment: str, student: s
     """Record a submission in the gradebook with auto scores of 0 (manual scores are kept)."""
     from nbgrader.api import Gradebook
 
-    from segtutor._nbgrader_pp import gradebook_lock
+    from segtutor.grading.nbgrader_pp import gradebook_lock
 
     db_url = f"sqlite:///{os.path.join(course_dir, 'gradebook.db')}"
     with gradebook_lock(course_dir), Gradebook(db_url, course_id) as gb:
@@ -112,7 +112,7 @@ def grade_one(course_dir: str, assignment: str, student: str, settings: dict) ->
     from nbgrader.converters import GenerateFeedback
     from nbgrader.coursedir import CourseDirectory
 
-    from segtutor._nbgrader_pp import GradebookAutograde, is_valid_notebook
+    from segtutor.grading.nbgrader_pp import GradebookAutograde, is_valid_notebook
 
     start = time.monotonic()
     log = _logger(os.path.join(course_dir, ".segtutor", "logs", assignment, f"{student}.log"))
@@ -201,7 +201,7 @@ def main(argv=None) -> int:
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    import segtutor._nbgrader_pp  # noqa: F401  (the slow imports, once)
+    from segtutor.grading import nbgrader_pp  # the slow imports, once
 
     proto.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
@@ -217,8 +217,7 @@ def main(argv=None) -> int:
                 "notebooks": {}, "trace": traceback.format_exc(),
             }
         proto.write(json.dumps(result) + "\n")
-    for server in segtutor._nbgrader_pp._SERVERS.values():
-        server.close()
+    nbgrader_pp.close_fork_servers()
     return 0
 
 

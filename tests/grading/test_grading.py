@@ -25,9 +25,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from segtutor import grading, sandbox
+from segtutor import grading
+from segtutor.grading import sandbox
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 AS_ROOT = os.geteuid() == 0
 CELL_TIMEOUT = 5
 
@@ -268,7 +269,7 @@ def graded(tmp_path_factory):
                           students=["correct"])
     assert first.totals()["correct"][0] == 3
     before = {path: _digest(path) for path in targets}
-    nobody_before = _processes_of("nobody")
+    nobody_before = _sandboxed_processes()
 
     start = time.monotonic()
     result = grading.grade(course, str(inbox), "fx", jobs=2, cell_timeout=CELL_TIMEOUT, notebook_timeout=60)
@@ -279,20 +280,10 @@ def graded(tmp_path_factory):
     }
 
 
-def _processes_of(user):
-    try:
-        uid = pwd.getpwnam(user).pw_uid
-    except KeyError:
-        return set()
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    found.add(int(entry))
-            except OSError:
-                pass
-    return found
+def _sandboxed_processes():
+    """Live processes whose group is a sandbox run's tag (see sandbox.tag_gid)."""
+    tags = range(sandbox.TAG_BASE, sandbox.TAG_BASE + (1 << 30))
+    return set(sandbox.processes_with_gids(tags))
 
 
 def _row(result, student, cell):
@@ -466,7 +457,9 @@ def test_student_code_runs_unprivileged_and_cannot_write(graded):
     # the background process it started did not outlive its kernel
     daemon = int(text.split("daemon ")[1].split()[0])
     assert not os.path.exists(f"/proc/{daemon}") or open(f"/proc/{daemon}/status").read().find("State:\tZ") >= 0
-    assert _processes_of("nobody") <= graded["nobody_before"]
+    # nothing of this run's sandboxes is left (processes carrying a sandbox tag group that
+    # were not there before; other processes of the sandbox user are none of our business)
+    assert _sandboxed_processes() <= graded["nobody_before"]
 
 
 def test_other_students_untouched(graded):
@@ -525,7 +518,7 @@ def _sandboxed(code, tmp_path, *extra, user="nobody"):
     cmd = sandbox.sandbox_command([sys.executable, "-c", code], sandbox.Limits(memory=512 * 2**20, cpu=20),
                                   user=user, workdir=str(work), group=tag)
     cmd[cmd.index("--"):cmd.index("--")] = list(extra)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=sandbox._env_with_pythonpath())
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=sandbox.env_with_pythonpath())
 
 
 def test_sandbox_limits(scratch):
@@ -601,17 +594,24 @@ def test_clear_error_when_interpreter_unreachable(scratch):
     with pytest.raises(sandbox.SandboxError) as info:
         sandbox.check_interpreter("nobody", python=str(python))
     message = str(info.value)
-    assert str(private) in message and "chmod o+x" in message and "--no-privilege-drop" in message
+    assert str(private) in message and "traversable" in message and "--no-privilege-drop" in message
+    assert "SEGTUTOR_RUNTIME_DIR" in message
     # the launcher itself says the same when asked to run it
     proc = subprocess.run(
         sandbox.sandbox_command([str(python), "-c", "print(1)"], sandbox.Limits(), user="nobody",
                                 workdir=str(scratch)),
-        capture_output=True, text=True, env=sandbox._env_with_pythonpath())
-    assert proc.returncode == 126 and "chmod o+x" in proc.stderr
+        capture_output=True, text=True, env=sandbox.env_with_pythonpath())
+    assert proc.returncode == 126 and "traversable" in proc.stderr
 
 
-def test_interpreter_reachable_here():
-    """The environment the suite runs in lets the sandbox user run Python (CI: chmod o+x /root)."""
+@pytest.mark.skipif(not AS_ROOT, reason="privilege drop needs root")
+def test_interpreter_reachable_here_through_the_runtime(monkeypatch):
+    """Wherever this suite's Python lives (here: under /root, mode 700), the runtime reaches it."""
+    from segtutor.grading import runtime
+
+    monkeypatch.delenv(runtime.ENV_VAR, raising=False)
+    rt = runtime.prepare()
+    runtime.activate(rt)
     sandbox.check_interpreter("nobody")
 
 
@@ -626,7 +626,7 @@ def test_tagged_processes_are_swept(scratch):
             "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'],"
             " start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\nprint(p.pid, flush=True)\n")
     cmd = sandbox.sandbox_command([sys.executable, "-c", code], sandbox.Limits(), workdir=str(work), group=tag)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=sandbox._env_with_pythonpath())
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=sandbox.env_with_pythonpath())
     orphan = int(proc.stdout.split()[0])
     assert os.path.exists(f"/proc/{orphan}")
     assert sandbox.kill_tagged(tag) >= 1
@@ -654,7 +654,7 @@ def test_cli_registers_release_and_grade():
 
 
 def test_import_is_light():
-    code = "import sys, segtutor.grading, segtutor.sandbox; print('nbgrader' in sys.modules, 'numpy' in sys.modules)"
+    code = "import sys, segtutor.grading, segtutor.grading.sandbox; print('nbgrader' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout
     assert out.split() == ["False", "False"]
 
@@ -676,7 +676,7 @@ def fork_server():
 ])
 def test_fork_server_and_launcher_agree(fork_server, scratch, body, expect):
     """Checks started by the fork server give the verdicts a freshly launched interpreter gives."""
-    from segtutor.exercises import cleanroom
+    from segtutor.grading import cleanroom
 
     call = cleanroom.CheckCall("metrics.iou", "my_iou", 77)
     cells = ["import numpy as np", f"def my_iou(a, b):\n    {body}\n"]

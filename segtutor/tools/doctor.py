@@ -2,7 +2,7 @@
 
 Examples
 --------
->>> from segtutor import doctor
+>>> from segtutor.tools import doctor
 >>> report = doctor.collect(check_torch=False)
 >>> "python" in report["versions"]
 True
@@ -16,7 +16,7 @@ import platform
 import sys
 from pathlib import Path
 
-__all__ = ["collect", "format_report", "main", "lessons_dir"]
+__all__ = ["collect", "format_report", "main"]
 
 PACKAGES = ("segtutor", "numpy", "scikit-image", "scikit-learn", "torch", "torchvision",
             "jupyterlab", "ipywidgets", "nbgrader", "nbval")
@@ -30,14 +30,6 @@ KNOWN_WEIGHTS = {
     "resnet50": "resnet50-11ad3fa6.pth",
     "maskrcnn_resnet50_fpn_v2": "maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
 }
-
-
-def lessons_dir() -> Path | None:
-    """The ``lessons/`` folder of the checkout segtutor was installed from, if any."""
-    for candidate in (Path(__file__).resolve().parent.parent / "lessons", Path.cwd() / "lessons"):
-        if candidate.is_dir() and any(candidate.glob("*.ipynb")):
-            return candidate
-    return None
 
 
 def _version(name: str) -> str:
@@ -60,13 +52,13 @@ def _torch_info() -> dict:
     try:
         import torch
     except Exception as exc:  # a broken install should not break the doctor
-        return {"device": f"torch unavailable ({type(exc).__name__}: {exc})", "cache": None}
+        return {"device": f"torch unavailable ({type(exc).__name__}: {exc})"}
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         device = f"cuda: {props.name}, {props.total_memory / 2**30:.1f} GiB"
     else:
         device = f"cpu ({os.cpu_count()} cores); no CUDA device"
-    return {"device": device, "cache": Path(torch.hub.get_dir()) / "checkpoints"}
+    return {"device": device}
 
 
 def collect(check_torch: bool = True) -> dict:
@@ -75,15 +67,13 @@ def collect(check_torch: bool = True) -> dict:
     versions.update({name: _version(name) for name in PACKAGES})
     report = {"versions": versions, "executable": sys.executable}
     report["widgets"] = _widgets_enabled() if versions["jupyterlab"] != "not installed" else False
-    torch_info = _torch_info() if check_torch else {"device": "not checked", "cache": None}
+    torch_info = _torch_info() if check_torch else {"device": "not checked"}
     report["device"] = torch_info["device"]
-    cache = torch_info["cache"]
-    report["weights"] = {
-        name: bool(cache and (cache / filename).is_file()) for name, filename in KNOWN_WEIGHTS.items()
-    }
-    report["weights_dir"] = str(cache) if cache else None
+    from segtutor import data, paths
 
-    from segtutor import data
+    cache = paths.weights_dir()
+    report["weights"] = {name: (cache / filename).is_file() for name, filename in KNOWN_WEIGHTS.items()}
+    report["weights_dir"] = str(cache)
 
     samples = {}
     for name in data.SAMPLE_IMAGES:
@@ -93,7 +83,7 @@ def collect(check_torch: bool = True) -> dict:
         except Exception:
             samples[name] = False
     report["sample_images"] = samples
-    lessons = lessons_dir()
+    lessons = paths.lessons_dir()
     report["lessons"] = sorted(p.name for p in lessons.glob("*.ipynb")) if lessons else []
     report["lessons_dir"] = str(lessons) if lessons else None
     return report

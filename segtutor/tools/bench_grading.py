@@ -92,25 +92,15 @@ def make_submissions(course_dir: str, assignment: str, out_dir: str, n_students:
     return kinds
 
 
-_PLAIN_WORKER = r'''
-import sys, nbformat
-from nbclient import NotebookClient
-for path in sys.argv[1:]:
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": __import__("os").path.dirname(path)}}).execute()
-'''
-
-
 def plain_execution(paths: list, jobs: int) -> float:
     """Wall time of executing ``paths`` with nbclient in ``jobs`` parallel processes (round-robin)."""
-    from segtutor.sandbox import _env_with_pythonpath
+    from segtutor.grading.sandbox import env_with_pythonpath
 
     groups = [paths[i::jobs] for i in range(jobs)]
     start = time.monotonic()
     procs = [
-        subprocess.Popen([sys.executable, "-c", _PLAIN_WORKER, *group], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, env=_env_with_pythonpath())
+        subprocess.Popen([sys.executable, "-m", "segtutor.grading.execute", "--allow-errors", *group],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_with_pythonpath())
         for group in groups if group
     ]
     for proc in procs:
@@ -125,11 +115,12 @@ def bench_grading(lesson: str = "lessons/01_classical.ipynb", n_students: int = 
     Returns a dict of figures (seconds), e.g. ``overhead_ratio``,
     ``grade_wall_s``, ``plain_wall_s``, ``per_submission_s``.
     """
-    from segtutor import grading, sandbox
+    from segtutor import grading, paths
+    from segtutor.grading import sandbox
 
-    if not os.path.isabs(lesson) and not os.path.exists(lesson):
-        # relative to the repository, wherever this is called from
-        lesson = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), lesson)
+    if not os.path.isabs(lesson) and not os.path.exists(lesson) and paths.lessons_dir() is not None:
+        # relative to the checkout, wherever this is called from
+        lesson = os.path.join(paths.lessons_dir().parent, lesson)
     lesson = os.path.abspath(lesson)
     if not os.path.exists(lesson):
         raise FileNotFoundError(f"no lesson notebook at {lesson}")
@@ -183,7 +174,7 @@ def bench_grading(lesson: str = "lessons/01_classical.ipynb", n_students: int = 
             shutil.rmtree(root, ignore_errors=True)
 
 
-if __name__ == "__main__":  # python -m segtutor._bench_grading [lesson] [n] [jobs]
+if __name__ == "__main__":  # python -m segtutor.tools.bench_grading [lesson] [n] [jobs]
     import json
 
     args = sys.argv[1:]

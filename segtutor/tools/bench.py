@@ -27,6 +27,20 @@ from pathlib import Path
 DEFAULT_SECTIONS = ("lessons", "classical", "cluster")
 ALL_SECTIONS = DEFAULT_SECTIONS + ("grading",)
 
+#: Where each section's function lives: ``module:function`` returning a dict of figures.
+SECTIONS = {
+    "classical": "segtutor.tools.bench_classical:bench_classical",
+    "cluster": "segtutor.tools.bench_cluster:bench_cluster",
+    "grading": "segtutor.tools.bench_grading:bench_grading",
+}
+
+
+def _section(name: str):
+    import importlib
+
+    module, _, func = SECTIONS[name].partition(":")
+    return getattr(importlib.import_module(module), func)
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--only", default=",".join(DEFAULT_SECTIONS),
@@ -36,38 +50,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lessons", default=None, help="lessons folder (default: the checkout's)")
 
 
-def _execute_notebook(path: str) -> None:
-    """Child side of :func:`run_lesson`: execute one notebook, print figures as JSON."""
-    import resource
-
-    import nbformat
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    start = time.perf_counter()
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(Path(path).parent)}}).execute()
-    seconds = time.perf_counter() - start
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_kib / 1024}))
-
-
 def run_lesson(path) -> dict:
     """Execute a lesson in a fresh kernel; return wall seconds and the kernel's peak RSS (MiB)."""
-    out = subprocess.run(
-        [sys.executable, "-m", "segtutor.bench", "_execute", str(path)],
-        capture_output=True, text=True, timeout=900,
-    )
-    if out.returncode != 0:
-        tail = (out.stderr or out.stdout).strip().splitlines()[-5:]
-        return {"error": " | ".join(tail)}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    from segtutor.grading.execute import measure
+
+    try:
+        return measure([path])[0]
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        return {"error": str(exc)}
 
 
 def bench_lessons(lessons_dir=None) -> dict:
-    from segtutor.doctor import lessons_dir as default_dir
+    from segtutor import paths
 
-    folder = Path(lessons_dir) if lessons_dir else default_dir()
+    folder = Path(lessons_dir) if lessons_dir else paths.lessons_dir()
     if folder is None:
         raise SystemExit("segtutor bench: no lessons/ folder found")
     results = {}
@@ -109,13 +105,7 @@ def main(args) -> int:
         if section == "lessons":
             figures[section] = bench_lessons(args.lessons)
         else:
-            if section == "classical":
-                from segtutor._bench_classical import bench_classical as run
-            elif section == "cluster":
-                from segtutor._bench_cluster import bench_cluster as run
-            else:
-                from segtutor._bench_grading import bench_grading as run
-            figures[section] = run()
+            figures[section] = _section(section)()
             _print_flat(figures[section])
         print(f"  ({time.perf_counter() - start:.1f} s)")
     out = Path(args.json)
@@ -124,11 +114,3 @@ def main(args) -> int:
     print(f"\nFigures written to {out}")
     return 0
 
-
-if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "_execute":
-        _execute_notebook(sys.argv[2])
-    else:
-        from segtutor.cli import main as cli_main
-
-        raise SystemExit(cli_main(["bench"] + sys.argv[1:]))

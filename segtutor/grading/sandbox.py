@@ -3,7 +3,7 @@
 The launcher is a tiny program that prepares its own process and then
 ``exec``\\ s the command, so the command *is* the sandboxed process (same pid)::
 
-    python -m segtutor.sandbox [--memory 2G] [--cpu SECONDS] [--fsize 256M] \\
+    python -m segtutor.grading.sandbox [--memory 2G] [--cpu SECONDS] [--fsize 256M] \\
         [--user nobody] [--workdir DIR] -- CMD ...
 
 Before the ``exec`` it
@@ -23,7 +23,7 @@ Before the ``exec`` it
   ``chdir``\\ s there.
 
 :func:`sandbox_command` builds that command line, :func:`sandboxed_launch`
-returns a launcher for :mod:`segtutor.exercises.cleanroom`, and
+returns a launcher for :mod:`segtutor.grading.cleanroom`, and
 :func:`check_interpreter` tells, before any grading, whether the unprivileged
 user can run this Python at all (a common trap: a Python installed under
 ``/root``, which is mode 700).
@@ -51,11 +51,13 @@ __all__ = [
     "Limits",
     "SandboxError",
     "check_interpreter",
+    "env_with_pythonpath",
     "kill_tagged",
     "main",
     "parse_size",
     "prepare_dir",
     "privilege_drop_active",
+    "processes_with_gids",
     "resolve_user",
     "sandbox_command",
     "sandbox_env_paths",
@@ -68,7 +70,7 @@ DEFAULT_USER = "nobody"
 #: Environment variables the sandboxed process keeps (everything else is dropped,
 #: so tokens and credentials in the grader's environment never reach student code).
 KEEP_ENV = (
-    "PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "TERM", "TZ",
+    "PATH", "TORCH_HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "TERM", "TZ",
     "PYTHONPATH", "PYTHONIOENCODING", "PYTHONHASHSEED", "PYTHONWARNINGS",
     "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
     "MPLBACKEND", "JPY_PARENT_PID", "JPY_SESSION_NAME", "PYDEVD_DISABLE_FILE_VALIDATION",
@@ -81,7 +83,7 @@ _PR_SET_NO_NEW_PRIVS = 38
 # unprivileged process can neither leave its group (no CAP_SETGID, and setgid
 # programs are neutralised by NO_NEW_PRIVS) nor read or trace processes of
 # another group, so the tag finds every descendant, double-forked daemons included.
-_TAG_BASE = 3_000_000_000
+TAG_BASE = 3_000_000_000
 _tag_lock = threading.Lock()
 _tag_counter = 0
 
@@ -181,16 +183,17 @@ def tag_gid() -> int:
     global _tag_counter
     with _tag_lock:
         _tag_counter = (_tag_counter + 1) % 256
-        return _TAG_BASE + ((os.getpid() & 0x3FFFFF) << 8) + _tag_counter
+        return TAG_BASE + ((os.getpid() & 0x3FFFFF) << 8) + _tag_counter
 
 
 def tag_range(pid: int) -> range:
     """Every tag :func:`tag_gid` can hand out in process ``pid``."""
-    start = _TAG_BASE + ((pid & 0x3FFFFF) << 8)
+    start = TAG_BASE + ((pid & 0x3FFFFF) << 8)
     return range(start, start + 256)
 
 
-def _processes_with_gids(gids) -> list:
+def processes_with_gids(gids) -> list:
+    """Pids of the live processes (not zombies) with any of ``gids`` as real, effective, saved or fs group."""
     found = []
     try:
         entries = os.listdir("/proc")
@@ -226,7 +229,7 @@ def kill_tagged(gids, rounds: int = 20) -> int:
     gids = set(gids)
     killed = 0
     for _ in range(rounds):
-        pids = [p for p in _processes_with_gids(gids) if p != os.getpid()]
+        pids = [p for p in processes_with_gids(gids) if p != os.getpid()]
         if not pids:
             break
         for sig in (signal.SIGSTOP, signal.SIGKILL):
@@ -285,7 +288,7 @@ def sandbox_env_paths() -> list:
             paths.append(os.path.realpath(sysconfig.get_path(key)))
         except KeyError:
             pass
-    paths.append(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    paths.append(_package_root())
     seen, out = set(), []
     for p in paths:
         if p and p not in seen:
@@ -306,7 +309,14 @@ def check_interpreter(user=DEFAULT_USER, *, python: str | None = None, run: bool
         return
     name, uid, gid = resolve_user(user)
     python = python or sys.executable
-    for path in sandbox_env_paths() if python == sys.executable else [os.path.realpath(python)]:
+    rt = _active_runtime() if python == sys.executable else None
+    if rt is not None:
+        paths = [rt.python, rt.home, rt.pkg_dir]
+    elif python == sys.executable:
+        paths = sandbox_env_paths()
+    else:
+        paths = [os.path.realpath(python)]
+    for path in paths:
         parts = path.split(os.sep)
         for i in range(2, len(parts) + 1):
             prefix = os.sep.join(parts[:i]) or os.sep
@@ -325,12 +335,12 @@ def check_interpreter(user=DEFAULT_USER, *, python: str | None = None, run: bool
         tag = tag_gid()
         prepare_dir(scratch, tag)
         cmd = sandbox_command(
-            [python, "-c", "import segtutor.exercises._runner, numpy; print('ok')"],
+            [python, "-c", "import segtutor.grading.runner, numpy; print('ok')"],
             Limits(), user=user, workdir=scratch, group=tag,
         )
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                                  env=_env_with_pythonpath(), stdin=subprocess.DEVNULL)
+                                  env=env_with_pythonpath(), stdin=subprocess.DEVNULL)
         finally:
             kill_tagged(tag)
         if proc.returncode != 0 or "ok" not in proc.stdout:
@@ -347,8 +357,10 @@ def check_interpreter(user=DEFAULT_USER, *, python: str | None = None, run: bool
 
 
 _WHAT_TO_DO = (
-    "Either make the interpreter's folders traversable and readable by other users "
-    "(for example `chmod o+x /root` when the Python lives under /root), choose a sandbox "
+    "segtutor grade normally prepares a runtime the sandbox user can reach "
+    "(segtutor.grading.runtime, under SEGTUTOR_RUNTIME_DIR, default /var/lib/segtutor/runtime, which "
+    "must be on the interpreter's file system). Otherwise make the interpreter's folders "
+    "traversable and readable by other users, choose a sandbox "
     "user that can run it (--sandbox-user / sandbox_user=), or, knowingly, grade without "
     "a privilege drop (--no-privilege-drop / sandbox_user=None: student code then runs as "
     "the grader's own user and can write the gradebook)."
@@ -367,14 +379,19 @@ def _unreachable_message(name, prefix, st, python) -> str:
 # -- building a sandboxed command ---------------------------------------------------------
 
 
-def _env_with_pythonpath(env: dict | None = None) -> dict:
+def _package_root() -> str:
+    """The folder that holds the ``segtutor`` package (site-packages, or the checkout)."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+
+
+def env_with_pythonpath(env: dict | None = None) -> dict:
     """``env`` (default: this process's) with segtutor's folder on PYTHONPATH.
 
     The sandboxed process runs in a scratch folder, so segtutor must be
     importable from there even when it is used from a source checkout.
     """
     env = dict(os.environ if env is None else env)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = _package_root()
     parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     if root not in parts:
         parts.insert(0, root)
@@ -382,27 +399,36 @@ def _env_with_pythonpath(env: dict | None = None) -> dict:
     return env
 
 
+def _active_runtime():
+    from .runtime import active
+
+    return active()
+
+
 def sandbox_command(cmd, limits: Limits, *, user=DEFAULT_USER, workdir: str | None = None,
                     group: int | None = None, python: str | None = None) -> list:
-    """The ``python -m segtutor.sandbox ... -- CMD`` command line for ``cmd``.
+    """The ``python -m segtutor.grading.sandbox ... -- CMD`` command line for ``cmd``.
 
     ``user=None`` keeps the current user (no privilege drop); so does running
     as a non-root user.
     """
-    argv = [python or sys.executable, "-m", "segtutor.sandbox"] + limits.argv()
+    argv = [python or sys.executable, "-m", "segtutor.grading.sandbox"] + limits.argv()
     if user is None:
         argv.append("--no-privilege-drop")
     else:
         argv += ["--user", str(user)]
         if group is not None:
             argv += ["--group", str(group)]
+        rt = _active_runtime()
+        if rt is not None and privilege_drop_active(user):
+            argv += ["--runtime", rt.encode()]
     if workdir is not None:
         argv += ["--workdir", workdir]
     return argv + ["--"] + [str(c) for c in cmd]
 
 
 def sandboxed_launch(limits: Limits = Limits(), user=DEFAULT_USER, server: "ForkServer | None" = None):
-    """A ``launch(argv, workdir, timeout) -> LaunchResult`` for :mod:`segtutor.exercises.cleanroom`.
+    """A ``launch(argv, workdir, timeout, memory=None) -> LaunchResult`` for :mod:`segtutor.grading.cleanroom`.
 
     The program runs through the sandbox launcher with ``limits``, as ``user``
     when the grader is root, in ``workdir`` (made private to this run), and is
@@ -410,25 +436,27 @@ def sandboxed_launch(limits: Limits = Limits(), user=DEFAULT_USER, server: "Fork
     With a :class:`ForkServer`, ``python -m MODULE`` programs are started by
     forking the server instead (same sandbox, without the import time).
     """
-    from segtutor.exercises.cleanroom import LaunchResult, _tail, run_killable
+    from .process import LaunchResult, read_tail, run_killable
 
     drop = privilege_drop_active(user)
+    base = limits
 
-    def launch(argv, workdir, timeout):
+    def launch(argv, workdir, timeout, memory=None):
+        limits = base if memory is None else dataclasses.replace(base, memory=parse_size(memory))
         tag = tag_gid() if drop else None
         prepare_dir(workdir, tag)
         err_path = os.path.join(workdir, "stderr.txt")
         if server is not None and len(argv) >= 3 and argv[1] == "-m":
             try:
                 code, timed_out = server.run(argv, workdir, timeout, limits, user if drop else None, tag)
-                return LaunchResult(code, timed_out, _tail(err_path))
+                return LaunchResult(code, timed_out, read_tail(err_path))
             except (TimeoutError, EOFError, OSError, ValueError):
                 pass  # the server broke down (and was restarted): run this one the slow way
             finally:
                 if tag is not None:
                     kill_tagged(tag)
         cmd = sandbox_command(argv, limits, user=user, workdir=workdir, group=tag)
-        return run_killable(cmd, workdir, timeout, env=_env_with_pythonpath(),
+        return run_killable(cmd, workdir, timeout, env=env_with_pythonpath(),
                             cleanup=(lambda: kill_tagged(tag)) if tag is not None else None)
 
     return launch
@@ -472,7 +500,7 @@ def _int_arg(text: str):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m segtutor.sandbox",
+        prog="python -m segtutor.grading.sandbox",
         description="Run CMD with resource limits, as an unprivileged user when started as root.",
     )
     parser.add_argument("--memory", type=_size_arg, default=2 * 2**30,
@@ -493,6 +521,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="scratch folder: the working directory and HOME/TMPDIR (default: a new temporary one)")
     parser.add_argument("--keep-env", action="append", default=[], metavar="VAR",
                         help="also pass this environment variable through")
+    parser.add_argument("--runtime", default=None, metavar="ENV_DIR:PKG_DIR",
+                        help="run Python from this prepared runtime (segtutor.grading.runtime) instead of "
+                             "the launcher's own interpreter")
     parser.add_argument("--fork-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("cmd", nargs=argparse.REMAINDER, help="-- followed by the command to run")
     return parser
@@ -514,7 +545,8 @@ def _enter(limits: Limits, user, group, workdir: str, parent: int, env: dict) ->
     Raises SandboxError / OSError when that is not possible; the caller must then
     not run the untrusted command.
     """
-    import resource
+    import ctypes  # noqa: F401  (used by _prctl after the privilege drop, when the
+    import resource  # interpreter's own files may be out of reach: import both now)
 
     values = dict(
         memory=limits.memory, address=limits.effective_address_space(), cpu=limits.cpu,
@@ -570,6 +602,8 @@ def main(argv=None) -> int:
     parent = os.getppid()
     workdir = os.path.abspath(args.workdir or tempfile.mkdtemp(prefix="segtutor-sandbox-"))
     env = _sandbox_env(workdir, args.keep_env)
+    if args.runtime:
+        cmd = _use_runtime(cmd, env, args.runtime)
     user = None if args.no_privilege_drop else (args.user or DEFAULT_USER)
     limits = Limits(memory=args.memory, address_space=args.address_space, cpu=args.cpu,
                     fsize=args.fsize, nproc=args.nproc, nofile=args.nofile)
@@ -588,6 +622,17 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 127 if isinstance(exc, FileNotFoundError) else 126
     return 0  # pragma: no cover (exec does not return)
+
+
+def _use_runtime(cmd: list, env: dict, encoded: str) -> list:
+    """Run this interpreter's programs with the runtime's interpreter and files instead."""
+    from .runtime import Runtime
+
+    rt = Runtime.decode(encoded)
+    if os.path.realpath(cmd[0]) == os.path.realpath(sys.executable):
+        cmd = [rt.python] + list(cmd[1:])
+    env.update(rt.env())
+    return cmd
 
 
 def _apply_limits(resource, values: dict, nproc: bool) -> None:
@@ -628,11 +673,17 @@ class ForkServer:
         self._start()
 
     def _start(self):
-        env = _env_with_pythonpath()
+        env = env_with_pythonpath()
+        python = sys.executable
+        rt = _active_runtime()
+        if rt is not None and os.geteuid() == 0:
+            # The server's children drop privileges: they must import from the runtime.
+            env.update(rt.env())
+            python = rt.python
         # One BLAS thread: a process that forks should have no other threads.
         env["OPENBLAS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = "1"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "segtutor.sandbox", "--fork-server"],
+            [python, "-m", "segtutor.grading.sandbox", "--fork-server"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             cwd="/", env=env, start_new_session=True,
         )
@@ -702,7 +753,7 @@ def _serve() -> int:
                 except BaseException:
                     pass
             try:
-                import segtutor.exercises._runner  # noqa: F401
+                import segtutor.grading.runner  # noqa: F401
                 from IPython.core.inputtransformer2 import TransformerManager  # noqa: F401
             except Exception:
                 pass
@@ -731,7 +782,7 @@ def _serve_one(request: dict) -> dict:
             os.dup2(err, 2)
             os.closerange(3, 1 << 16)
             os.setsid()
-            env = _sandbox_env(workdir)
+            env = _sandbox_env(workdir, keep=("PYTHONHOME", "LD_LIBRARY_PATH"))
             _enter(limits, request.get("user"), request.get("group"), workdir, parent, env)
             os.environ.clear()
             os.environ.update(env)

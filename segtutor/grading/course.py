@@ -9,8 +9,8 @@ Three steps, each also a ``segtutor`` subcommand (see ``docs/grading.md``):
   hidden tests removed, grade cells tagged ``raises-exception`` so "Run All"
   continues past an unfinished exercise);
 * :func:`grade` autogrades every submission with nbgrader, ``jobs`` at a time,
-  each kernel sandboxed (:mod:`segtutor.sandbox`) and every ``exercises.check``
-  grade cell scored in a clean process (:mod:`segtutor.exercises.cleanroom`),
+  each kernel sandboxed (:mod:`segtutor.grading.sandbox`) and every ``exercises.check``
+  grade cell scored in a clean process (:mod:`segtutor.grading.cleanroom`),
   then writes a CSV of per-exercise scores with reasons and nbgrader's HTML feedback.
 
 ``import segtutor.grading`` is light; nbgrader is imported when a step runs.
@@ -51,13 +51,15 @@ c.CourseDirectory.course_id = {course_id!r}
 '''
 
 
-def _repo_lessons() -> str:
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lessons")
-
-
 def _lesson_paths(lessons) -> list:
     if lessons is None:
-        lessons = _repo_lessons()
+        from segtutor import paths
+
+        lessons = paths.lessons_dir()
+        if lessons is None:
+            raise FileNotFoundError(
+                "no lessons folder found: pass --lessons DIR (or set SEGTUTOR_LESSONS), "
+                "or run from the course checkout")
     if isinstance(lessons, (str, os.PathLike)):
         lessons = os.fspath(lessons)
         if os.path.isdir(lessons):
@@ -241,7 +243,7 @@ def _generate_assignment(course_dir: str, course_id: str, assignment: str) -> No
     from nbgrader.converters import GenerateAssignment
     from traitlets.config import Config
 
-    from segtutor._nbgrader_pp import gradebook_lock
+    from segtutor.grading.nbgrader_pp import gradebook_lock
 
     config = Config()
     config.CourseDirectory.root = course_dir
@@ -413,9 +415,16 @@ def _fingerprint(course_dir: str, assignment: str, student: str, settings: dict)
         h.update(b"\1")
     from segtutor import __version__
 
-    exercises = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exercises")
-    for path in sorted(glob.glob(os.path.join(exercises, "*.py"))):
-        h.update(_file_sha(path).encode())
+    # Everything that decides a grade: the whole library (references, specs, checker,
+    # grader) and the course's nbgrader configuration (late penalties, limits).
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for path in sorted(glob.glob(os.path.join(package, "**", "*.py"), recursive=True)):
+        if os.path.relpath(path, package).startswith("tools" + os.sep):
+            continue  # the segtutor command and benchmarks decide no grade
+        h.update(os.path.relpath(path, package).encode() + b"\0" + _file_sha(path).encode())
+    config = os.path.join(course_dir, "nbgrader_config.py")
+    if os.path.isfile(config):
+        h.update(b"config\0" + _file_sha(config).encode())
     # where the scratch folders go does not change a grade
     h.update(json.dumps({k: settings[k] for k in sorted(settings) if k != "scratch_root"}, sort_keys=True).encode())
     h.update(__version__.encode())
@@ -423,12 +432,12 @@ def _fingerprint(course_dir: str, assignment: str, student: str, settings: dict)
 
 
 class _Worker:
-    """One ``segtutor._grading_worker`` process and the task it is on."""
+    """One ``segtutor.grading.worker`` process and the task it is on."""
 
     def __init__(self, course_dir: str, settings: dict, log_path: str):
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "segtutor._grading_worker", course_dir, json.dumps(settings)],
+            [sys.executable, "-m", "segtutor.grading.worker", course_dir, json.dumps(settings)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
             start_new_session=True, env=_worker_env(),
         )
@@ -455,7 +464,7 @@ class _Worker:
         return [json.loads(line) for line in lines if line.strip()]
 
     def kill(self) -> None:
-        from segtutor import sandbox
+        from segtutor.grading import sandbox
 
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -478,10 +487,35 @@ class _Worker:
         self.kill()
 
 
-def _worker_env() -> dict:
-    from segtutor import sandbox
+def _prepare_runtime(sandbox_user) -> None:
+    """With a privilege drop, give student code a runtime it can reach (see segtutor.grading.runtime).
 
-    return sandbox._env_with_pythonpath()
+    The runtime holds the interpreter, the environment's packages and a copy of the
+    segtutor package, never the checkout around it. When it cannot be built, grading
+    goes on with this interpreter, and the interpreter check says what to do if the
+    sandbox user cannot run it.
+    """
+    from segtutor.grading import runtime, sandbox
+
+    if not sandbox.privilege_drop_active(sandbox_user):
+        runtime.activate(None)
+        return
+    try:
+        runtime.activate(runtime.prepare())
+    except (runtime.RuntimeUnavailable, OSError) as exc:
+        runtime.activate(None)
+        print(f"segtutor grade: no sandbox runtime ({exc}); student code runs with {sys.executable}",
+              file=sys.stderr)
+
+
+def _worker_env() -> dict:
+    from segtutor import paths
+    from segtutor.grading import sandbox
+
+    env = sandbox.env_with_pythonpath()
+    # The pretrained-weights cache, read-only for student code (the sandbox keeps TORCH_HOME).
+    env.setdefault("TORCH_HOME", str(paths.weights_dir().parent.parent))
+    return env
 
 
 def _run_tasks(course_dir: str, tasks: list, settings: dict, jobs: int, budget: float, progress=None) -> dict:
@@ -569,13 +603,13 @@ def _run_tasks(course_dir: str, tasks: list, settings: dict, jobs: int, budget: 
 
 
 def _tail(log_dir: str, size: int = 1500) -> str:
-    from segtutor.exercises.cleanroom import _tail as tail_of
+    from segtutor.grading.process import read_tail as tail_of
 
     return tail_of(os.path.join(log_dir, "workers.log"), size)
 
 
 def _zero(course_dir: str, assignment: str, student: str, needs_manual: bool) -> None:
-    from segtutor._grading_worker import zero_submission
+    from segtutor.grading.worker import zero_submission
 
     zero_submission(course_dir, _course_id(course_dir), assignment, student, needs_manual=needs_manual)
 
@@ -589,7 +623,7 @@ def _table(course_dir: str, assignment: str, students: list, results: dict) -> l
     import nbformat
     from nbgrader.api import Gradebook, MissingEntry
 
-    from segtutor.exercises.cleanroom import parse_check_calls
+    from segtutor.grading.cleanroom import parse_check_calls
 
     notebooks = _assignment_notebooks(course_dir, assignment)
     order, exercise_of = {}, {}
@@ -712,7 +746,7 @@ def grade(
         One row per student per grade cell plus a ``TOTAL`` row per student, each
         with ``score``, ``max_score``, ``status`` and a readable ``reason``.
     """
-    from segtutor import sandbox
+    from segtutor.grading import sandbox
 
     if not assignment:
         raise ValueError("which assignment? e.g. assignment='01_classical'")
@@ -730,6 +764,7 @@ def grade(
         s for s in (os.listdir(submitted) if os.path.isdir(submitted) else [])
         if not s.startswith(".") and os.path.isdir(os.path.join(submitted, s, assignment))
     )
+    _prepare_runtime(sandbox_user)
     sandbox.check_interpreter(sandbox_user, scratch_root=scratch_root)
 
     settings = {
@@ -804,7 +839,7 @@ def _cmd_release(args) -> int:
 
 
 def _cmd_grade(args) -> int:
-    from segtutor.sandbox import SandboxError
+    from segtutor.grading.sandbox import SandboxError
 
     user = None if args.no_privilege_drop else args.sandbox_user
 
