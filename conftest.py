@@ -13,3 +13,42 @@ if not os.environ.get("SEGTUTOR_CACHE"):
     os.environ["SEGTUTOR_CACHE"] = _cache
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# -- what nbval's run of each lesson printed ------------------------------------------------
+#
+# tests/test_lessons.py checks that a lesson prints the same numbers every run. nbval runs
+# every lesson first (testpaths lists lessons/ before tests/), and its outputs are kept here,
+# so that check needs one more run of each lesson, not two.
+
+import pytest  # noqa: E402
+
+LESSON_OUTPUTS = pytest.StashKey[dict]()
+
+
+def printed_text(outputs) -> str:
+    """Everything a cell printed or returned as text (figures left out), in order."""
+    parts = []
+    for output in outputs or []:
+        kind = output.get("output_type")
+        if kind == "stream":
+            parts.append(output.get("text", ""))
+        elif kind in ("execute_result", "display_data"):
+            data = output.get("data", {})
+            text = data.get("text/plain", "")
+            # Object reprs such as "<Axes: ...>" are left out: nbval runs cells without history,
+            # so IPython does not suppress a result after a trailing ";" there as it does in Jupyter.
+            if text and "image/png" not in data and not (text.startswith("<") and text.endswith(">")):
+                parts.append(text)
+        elif kind == "error":
+            parts.append(f"{output.get('ename')}: {output.get('evalue')}")
+    return "".join(parts)
+
+
+def pytest_configure(config):
+    config.stash[LESSON_OUTPUTS] = {}
+
+
+def pytest_runtest_teardown(item, nextitem):
+    if type(item).__name__ == "IPyNbCell" and getattr(item, "test_outputs", None) is not None:
+        path = os.path.realpath(str(item.parent.path))
+        item.config.stash[LESSON_OUTPUTS].setdefault(path, []).append(printed_text(item.test_outputs))
