@@ -1,10 +1,12 @@
 """The exercise format carries PyTorch exercises: tensors, modules, fixtures, limits.
 
-A throw-away spec (``tests/support/torch_demo_spec.py``) asks for an ``nn.Module``;
-it is checked in the notebook path (``exercises.check``) and in the clean-room
-grader (a separate process), with the same cases and the same numbers.
+The worked example (``segtutor/exercises/tutorial.py``) asks for an ``nn.Module``;
+it is checked in the notebook path (``exercises.check``), in the clean-room grader
+(a separate process) and under ``segtutor grade`` (sandboxed, as the sandbox user),
+with the same cases and the same numbers.
 """
 
+import json
 import os
 import sys
 
@@ -17,7 +19,6 @@ from segtutor import exercises  # noqa: E402
 from segtutor.exercises import compare, wire  # noqa: E402
 from segtutor.grading import cleanroom  # noqa: E402
 
-SUPPORT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "support")
 
 GOOD = '''
 import torch
@@ -35,12 +36,8 @@ class MyScaleShift(nn.Module):
 
 
 @pytest.fixture()
-def demo(monkeypatch):
-    monkeypatch.syspath_prepend(SUPPORT)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([SUPPORT, os.environ.get("PYTHONPATH", "")]))
-    import torch_demo_spec  # noqa: F401  (registers torchdemo.scale_shift)
-
-    return exercises.get("torchdemo.scale_shift")
+def demo():
+    return exercises.get("tutorial.scale_shift")
 
 
 def _learner_class(source=GOOD):
@@ -65,7 +62,7 @@ def test_tensors_cross_the_wire_with_dtype_shape_and_grad_flag(tmp_path):
 
 
 def test_the_notebook_path_checks_a_module_through_invoke_and_fixtures(demo, capsys):
-    verdict = exercises.check("torchdemo.scale_shift", _learner_class(), hidden_seed=3)
+    verdict = exercises.check("tutorial.scale_shift", _learner_class(), hidden_seed=3)
     assert verdict.passed
     assert "all 5 cases match" in capsys.readouterr().out
 
@@ -81,7 +78,7 @@ def test_checking_leaves_the_learners_random_numbers_and_settings_alone(demo):
     torch.manual_seed(123)
     expected_next = torch.rand(1)
     torch.manual_seed(123)
-    exercises.check("torchdemo.scale_shift", _learner_class())
+    exercises.check("tutorial.scale_shift", _learner_class())
     assert torch.equal(torch.rand(1), expected_next)
     assert not torch.are_deterministic_algorithms_enabled()
 
@@ -89,7 +86,7 @@ def test_checking_leaves_the_learners_random_numbers_and_settings_alone(demo):
 def test_the_wrong_answers_are_rejected_with_pointed_messages(demo):
     for wrong in demo.wrong_answers:
         with pytest.raises(exercises.ExerciseFailed, match=wrong.points_at):
-            exercises.check("torchdemo.scale_shift", wrong.func)
+            exercises.check("tutorial.scale_shift", wrong.func)
 
 
 def test_hints_are_staged(demo, monkeypatch):
@@ -100,13 +97,13 @@ def test_hints_are_staged(demo, monkeypatch):
     messages = []
     for _ in range(3):
         with pytest.raises(exercises.ExerciseFailed) as info:
-            exercises.check("torchdemo.scale_shift", wrong)
+            exercises.check("tutorial.scale_shift", wrong)
         messages.append(str(info.value).splitlines()[-1])
     assert "mixes the channels" in messages[0] and "kernel_size" in messages[1] and messages[2] == messages[1]
 
 
 def test_the_clean_room_grades_the_module_in_another_process(demo):
-    call = cleanroom.CheckCall("torchdemo.scale_shift", "MyScaleShift", 11)
+    call = cleanroom.CheckCall("tutorial.scale_shift", "MyScaleShift", 11)
     assert cleanroom.grade_check(call, ["import torch", GOOD], timeout=120).passed
     wrong = GOOD.replace("torch.relu(self.proj(x))", "self.proj(x)")
     verdict = cleanroom.grade_check(call, ["import torch", wrong], timeout=120)
@@ -120,7 +117,7 @@ def test_the_clean_room_passes_the_exercises_memory_limit_to_the_launcher(demo, 
         seen.update(memory=memory, timeout=timeout)
         return cleanroom.local_launch(argv, workdir, timeout)
 
-    call = cleanroom.CheckCall("torchdemo.scale_shift", "MyScaleShift", None)
+    call = cleanroom.CheckCall("tutorial.scale_shift", "MyScaleShift", None)
     assert cleanroom.grade_check(call, [GOOD], launch=launch, timeout=30).passed
     assert seen == {"memory": "3G", "timeout": 120.0}
 
@@ -142,3 +139,54 @@ def test_tensor_boxes_and_detections_comparators():
     assert "no match" in compare.detections()(want, wrong_label)
     assert "score" in compare.detections()(want, dict(swapped, scores=torch.tensor([0.1, 0.9])))
     assert "expected 2 detections" in compare.detections()(want, {k: v[:1] for k, v in swapped.items()})
+
+
+def _torch_lesson():
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    def meta(grade_id, **kw):
+        return {"nbgrader": {"grade": False, "solution": False, "locked": False, "grade_id": grade_id,
+                             "schema_version": 3, **kw}}
+
+    solution = GOOD.replace("        return torch.relu(self.proj(x))",
+                            "        ### BEGIN SOLUTION\n        return torch.relu(self.proj(x))\n"
+                            "        ### END SOLUTION")
+    return new_notebook(cells=[
+        new_markdown_cell("# A lesson with a network exercise"),
+        new_code_cell("import torch\nfrom segtutor import exercises\ntorch.manual_seed(0)",
+                      metadata=meta("setup", locked=True)),
+        new_code_cell(solution, metadata=meta("module-solution", solution=True)),
+        new_code_cell('exercises.check("tutorial.scale_shift", MyScaleShift)\n'
+                      "### BEGIN HIDDEN TESTS\n"
+                      'exercises.check("tutorial.scale_shift", MyScaleShift, hidden_seed=31)\n'
+                      "### END HIDDEN TESTS\n",
+                      metadata=meta("module-tests", grade=True, locked=True, points=2)),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+
+
+@pytest.mark.slow
+def test_segtutor_grade_scores_a_module_exercise(tmp_path):
+    """Sandboxed (as the sandbox user when root, through the runtime), with the exercise's limits."""
+    import nbformat
+
+    from segtutor import grading
+
+    lessons = tmp_path / "lessons"
+    lessons.mkdir()
+    lesson = _torch_lesson()
+    nbformat.write(lesson, str(lessons / "tnet.ipynb"))
+    inbox = tmp_path / "inbox"
+    for student, body in (("correct", None), ("no_relu", "        return self.proj(x)\n")):
+        nb = nbformat.from_dict(json.loads(json.dumps(lesson)))
+        if body:
+            cell = nb.cells[2]
+            cell.source = cell.source.split("        ### BEGIN SOLUTION")[0] + body
+        (inbox / student).mkdir(parents=True)
+        nbformat.write(nb, str(inbox / student / "tnet.ipynb"))
+    result = grading.grade(str(tmp_path / "course"), str(inbox), "tnet", lessons=str(lessons), jobs=1,
+                           cell_timeout=120, notebook_timeout=300, memory_limit="3G")
+    totals = result.totals()
+    assert totals["correct"][:2] == (2.0, 2.0), totals
+    assert totals["no_relu"][0] == 0.0, totals
+    reasons = " ".join(r["reason"] for r in result.rows if r["student"] == "no_relu")
+    assert "values differ" in reasons

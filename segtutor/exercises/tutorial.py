@@ -1,15 +1,24 @@
-"""A throw-away exercise spec that uses every part of the torch exercise format.
+"""The worked example of the exercise format for PyTorch (``docs/exercises.md``).
 
-The learner writes ``MyScaleShift(channels)``, an ``nn.Module`` with a 1x1
-convolution followed by a ReLU. The spec's ``invoke`` builds it, loads a fixed
-state dict, runs forward on the ``batch`` fixture and returns the output tensor,
-which ``tensor_close`` compares (shape, dtype, values).
+Not part of a lesson: it shows, and the test suite proves, every part of the
+format a network exercise uses. The learner writes ``MyScaleShift(channels)``,
+an ``nn.Module`` with a 1x1 convolution followed by a ReLU. The spec's
+``invoke`` builds it, loads a fixed state dict, runs forward on the ``batch``
+fixture and returns the output tensor, which ``tensor_close`` compares (type,
+shape, dtype, values). Nothing here imports torch until an exercise runs.
+
+Examples
+--------
+>>> from segtutor import exercises
+>>> exercises.get("tutorial.scale_shift").limits
+{'memory': '3G', 'timeout': 120}
 """
 
 import numpy as np
 
-from segtutor.exercises import Case, Exercise, Fixture, WrongAnswer, register
-from segtutor.exercises.compare import tensor_close
+from ._core import Case, Exercise, WrongAnswer, register
+from .compare import tensor_close
+from .wire import Fixture
 
 
 def _make_class(relu=True, double=False):
@@ -69,9 +78,9 @@ def cases(rng, hidden):
 
 
 register(Exercise(
-    id="torchdemo.scale_shift",
+    id="tutorial.scale_shift",
     title="a 1x1 convolution with ReLU",
-    reference="torch_demo_spec.reference_scale_shift",
+    reference="segtutor.exercises.tutorial.reference_scale_shift",
     make_cases=cases,
     compare=tensor_close(),
     hint=("a 1x1 convolution mixes the channels of each pixel", "look at nn.Conv2d's kernel_size"),
