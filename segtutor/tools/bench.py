@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_SECTIONS = ("lessons", "classical", "cluster")
+DEFAULT_SECTIONS = ("lessons", "classical", "cluster", "widgets")
 ALL_SECTIONS = DEFAULT_SECTIONS + ("grading",)
 
 #: Where each section's function lives: ``module:function`` returning a dict of figures.
@@ -32,6 +32,7 @@ SECTIONS = {
     "classical": "segtutor.tools.bench_classical:bench_classical",
     "cluster": "segtutor.tools.bench_cluster:bench_cluster",
     "grading": "segtutor.tools.bench_grading:bench_grading",
+    "widgets": "segtutor.tools.bench_widgets:bench_widgets",
 }
 
 
