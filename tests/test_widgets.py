@@ -227,3 +227,8 @@ def test_lesson_widgets_show_a_static_picture_without_a_front_end(name):
     view = explorer.widget()
     controls = view.children[0].children
     assert controls and all(getattr(c, "description", "") for c in controls)  # labelled controls
+
+
+def test_public_api_is_documented_with_examples():
+    for name in widgets.__all__:
+        assert "Examples" in getattr(widgets, name).__doc__, name

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 DEFAULT_SECTIONS = ("lessons", "classical", "cluster", "widgets")
-ALL_SECTIONS = DEFAULT_SECTIONS + ("grading",)
+ALL_SECTIONS = DEFAULT_SECTIONS + ("backbones", "grading")
 
 #: Where each section's function lives: ``module:function`` returning a dict of figures.
 SECTIONS = {
@@ -33,6 +33,7 @@ SECTIONS = {
     "cluster": "segtutor.tools.bench_cluster:bench_cluster",
     "grading": "segtutor.tools.bench_grading:bench_grading",
     "widgets": "segtutor.tools.bench_widgets:bench_widgets",
+    "backbones": "segtutor.tools.bench_backbones:bench_backbones",
 }
 
 
