@@ -20,7 +20,11 @@ import numbers
 
 import numpy as np
 
-__all__ = ["as_image", "as_label_map", "as_int", "as_float", "same_shape", "describe"]
+__all__ = ["as_image", "as_label_map", "as_int", "as_float", "as_seed", "same_shape", "describe"]
+
+#: Largest integer parameter accepted when a function sets no tighter bound: beyond it NumPy
+#: cannot hold the value (it would wrap or overflow far from the caller's code).
+_INT64_MAX = 2**63 - 1
 
 
 def describe(value) -> str:
@@ -35,6 +39,14 @@ def describe(value) -> str:
 def _to_array(value, name: str) -> np.ndarray:
     if value is None:
         raise TypeError(f"{name} must be a NumPy array, got None")
+    if isinstance(value, np.ma.MaskedArray):
+        if np.ma.is_masked(value):
+            raise TypeError(
+                f"{name} is a masked array with {int(np.ma.count_masked(value))} masked value(s); "
+                f"segtutor does not skip masked pixels: fill them ({name}.filled(value)) or pass "
+                f"{name}.data to use the values underneath"
+            )
+        value = value.data
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
         value = value.detach().cpu().numpy()
     try:
@@ -137,6 +149,10 @@ def as_label_map(labels, name: str = "labels", *, ndim: int | tuple = 2) -> np.n
             raise ValueError(f"{name} contains NaN or inf; expected integer class labels")
         if not np.all(array == np.round(array)):
             raise TypeError(f"{name} must hold integer class labels; got non-integer floats")
+    if array.dtype == np.uint64 and int(array.max()) > _INT64_MAX:
+        raise ValueError(
+            f"{name} must hold labels below 2**63; found {int(array.max())}"
+        )
     array = array.astype(np.int64, copy=False)
     if array.min() < 0:
         raise ValueError(f"{name} must hold labels >= 0; found {int(array.min())}")
@@ -159,14 +175,36 @@ def as_int(value, name: str, *, minimum: int | None = None, maximum: int | None 
     >>> as_int(3, "k", minimum=1)
     3
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {describe(value)}")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    if abs(value) > _INT64_MAX:
+        raise ValueError(f"{name} is too large: {value} does not fit in a 64-bit integer")
     return value
+
+
+def as_seed(seed, name: str = "seed", *, generator: bool = True):
+    """Check a random seed: an int >= 0 or, with ``generator=True``, a NumPy ``Generator``.
+
+    Returns a ``numpy.random.Generator`` (the one given, or a new one seeded with ``seed``).
+
+    Examples
+    --------
+    >>> bool(as_seed(3).integers(10) == np.random.default_rng(3).integers(10))
+    True
+    """
+    if generator and isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        kinds = "an int >= 0 or a numpy.random.Generator" if generator else "an int >= 0"
+        raise TypeError(f"{name} must be {kinds}, got {describe(seed)}")
+    if seed < 0:
+        raise ValueError(f"{name} must be >= 0, got {int(seed)}")
+    return np.random.default_rng(int(seed))
 
 
 def as_float(value, name: str, *, minimum: float | None = None, maximum: float | None = None) -> float:

@@ -10,13 +10,14 @@ step of a classical pipeline and is small enough to read in one sitting:
 * :func:`apply_threshold` and :func:`multi_threshold` turn thresholds into a
   mask or a label map;
 * :func:`label_components`, :func:`region_grow` and :func:`count_objects`
-  work on connected regions.
+  work on connected regions; :func:`clean_mask` tidies a mask before counting
+  (fills holes, opens, drops specks).
 
 The results agree with scikit-image (``skimage.filters.threshold_otsu``,
 ``threshold_multiotsu``, ``threshold_local``, ``skimage.measure.label`` and
 ``skimage.segmentation.flood``), which the tests use as an independent check;
-this module itself uses only NumPy (and ``scipy.ndimage`` filters for
-:func:`local_threshold`).
+this module itself uses only NumPy (and ``scipy.ndimage`` for the filters of
+:func:`local_threshold` and the morphology of :func:`clean_mask`).
 
 Examples
 --------
@@ -44,6 +45,7 @@ from ._checks import _to_array, as_float, as_image, as_int, describe, same_shape
 __all__ = [
     "histogram",
     "between_class_variance",
+    "variance_decomposition",
     "otsu_threshold",
     "multiotsu_thresholds",
     "local_threshold",
@@ -52,6 +54,7 @@ __all__ = [
     "label_components",
     "region_grow",
     "count_objects",
+    "clean_mask",
 ]
 
 # An integer image gets one bin per value between its minimum and maximum;
@@ -59,6 +62,9 @@ __all__ = [
 _MAX_INTEGER_BINS = 2**24
 # Largest number of threshold combinations multiotsu_thresholds will try.
 _MAX_MULTIOTSU_CANDIDATES = 5_000_000
+# Largest window and Gaussian sigma of local_threshold (far beyond any image side).
+_MAX_BLOCK = 2**16 - 1
+_MAX_SIGMA = 2.0**14
 _LOCAL_METHODS = ("gaussian", "mean", "median")
 _FILTER_MODES = ("reflect", "constant", "nearest", "mirror", "wrap")
 
@@ -143,7 +149,7 @@ def histogram(image, nbins=256):
     ([1, 1, 0, 1], [0.125, 0.375, 0.625, 0.875])
     """
     image = _gray(image)
-    nbins = as_int(nbins, "nbins", minimum=2)
+    nbins = as_int(nbins, "nbins", minimum=2, maximum=_MAX_INTEGER_BINS)
     return _histogram_from(image, nbins, image.min(), image.max())
 
 
@@ -158,7 +164,7 @@ def _variance_curve(counts32, bin_centers):
     return weight0[:-1] * weight1[1:] * (mean0[:-1] - mean1[1:]) ** 2
 
 
-def between_class_variance(counts, bin_centers):
+def between_class_variance(counts, bin_centers, normalize=False):
     r"""Between-class variance of every two-class split of a histogram.
 
     Split the histogram after bin ``k``: class 0 holds bins ``0..k`` (the
@@ -194,6 +200,14 @@ def between_class_variance(counts, bin_centers):
         bit.
     bin_centers : (n,) array-like
         Intensity at the centre of each bin, increasing.
+    normalize : bool, optional
+        Divide the counts by their sum first (in float64), so that the weights
+        are fractions of the pixels and the result is in the image's units
+        squared: then it lies between 0 and the image's total variance, and
+        ``within + between = total`` holds (see :func:`variance_decomposition`).
+        Without it the weights are the counts themselves, computed in float32
+        as scikit-image does, and the curve is that of Otsu's search times
+        :math:`N^2`; its argmax is the same.
 
     Returns
     -------
@@ -217,6 +231,8 @@ def between_class_variance(counts, bin_centers):
     [8.0, 8.0]
     >>> int(np.argmax(variance))  # the first best split wins ties
     0
+    >>> between_class_variance([2, 0, 1], [3, 4, 5], normalize=True).round(4).tolist()  # (2/3)(1/3)(3 - 5)**2
+    [0.8889, 0.8889]
     """
     counts = _to_array(counts, "counts")
     bin_centers = _to_array(bin_centers, "bin_centers")
@@ -234,10 +250,68 @@ def between_class_variance(counts, bin_centers):
         raise ValueError("counts are all zero; expected a histogram with some pixels")
     if bin_centers.dtype == bool:
         bin_centers = bin_centers.astype(np.uint8)
+    if not isinstance(normalize, (bool, np.bool_)):
+        raise TypeError(f"normalize must be True or False, got {describe(normalize)}")
+    weights = counts / counts.sum(dtype=np.float64) if normalize else counts.astype(np.float32, copy=False)
     with np.errstate(divide="ignore", invalid="ignore"):
-        variance = _variance_curve(counts.astype(np.float32, copy=False), bin_centers)
+        variance = _variance_curve(weights, bin_centers.astype(np.float64) if normalize else bin_centers)
     # 0/0 means appear only where a class is empty: its variance is 0.
     return np.nan_to_num(variance, nan=0.0)
+
+
+def variance_decomposition(image, threshold):
+    r"""Split an image's variance at a threshold: ``total = within + between``.
+
+    Class 0 holds the pixels ``<= threshold``, class 1 those ``> threshold``
+    (the rule of :func:`apply_threshold`). With :math:`w_c` the fraction of
+    pixels in class :math:`c`, :math:`\mu_c` its mean and :math:`\sigma_c^2`
+    its variance,
+
+    .. math::
+
+        \sigma^2 = \underbrace{w_0\sigma_0^2 + w_1\sigma_1^2}_{\text{within}}
+                 + \underbrace{w_0 w_1 (\mu_0-\mu_1)^2}_{\text{between}} .
+
+    Every quantity is computed from the pixels themselves (no histogram), in
+    float64, so the identity can be checked numerically.
+
+    Parameters
+    ----------
+    image : (H, W) ndarray
+        Grayscale image, finite.
+    threshold : float
+        Pixels above it form class 1.
+
+    Returns
+    -------
+    dict
+        ``w0, w1, mu0, mu1, var0, var1`` of the two classes (``mu`` and ``var``
+        are NaN for an empty class), ``total`` (``np.var(image)``), ``within``
+        and ``between``.
+
+    Examples
+    --------
+    >>> parts = variance_decomposition(np.array([[1, 1, 3], [5, 5, 7]]), 3)
+    >>> parts["w1"], parts["mu0"], parts["mu1"], parts["between"]
+    (0.5, 1.6666666666666667, 5.666666666666667, 4.0)
+    >>> bool(np.isclose(parts["within"] + parts["between"], parts["total"]))
+    True
+    """
+    image = _gray(image).astype(np.float64)
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise TypeError(f"threshold must be a real number, got {describe(threshold)}")
+    threshold = as_float(threshold, "threshold")
+    parts = {}
+    above = image > threshold
+    for c, members in ((0, image[~above]), (1, image[above])):
+        parts[f"w{c}"] = members.size / image.size
+        parts[f"mu{c}"] = float(members.mean()) if members.size else float("nan")
+        parts[f"var{c}"] = float(members.var()) if members.size else float("nan")
+    parts["total"] = float(image.var())
+    parts["within"] = float(sum(parts[f"w{c}"] * parts[f"var{c}"] for c in (0, 1) if parts[f"w{c}"]))
+    empty = 0 in (parts["w0"], parts["w1"])
+    parts["between"] = 0.0 if empty else float(parts["w0"] * parts["w1"] * (parts["mu0"] - parts["mu1"]) ** 2)
+    return parts
 
 
 def otsu_threshold(image, nbins=256):
@@ -280,7 +354,7 @@ def otsu_threshold(image, nbins=256):
     7.0
     """
     image = _gray(image)
-    nbins = as_int(nbins, "nbins", minimum=2)
+    nbins = as_int(nbins, "nbins", minimum=2, maximum=_MAX_INTEGER_BINS)
     minimum, maximum = image.min(), image.max()
     if minimum == maximum:
         return float(image.reshape(-1)[0])
@@ -397,7 +471,7 @@ def multiotsu_thresholds(image, classes=3, nbins=256):
     """
     image = _gray(image)
     classes = as_int(classes, "classes", minimum=2)
-    nbins = as_int(nbins, "nbins", minimum=2)
+    nbins = as_int(nbins, "nbins", minimum=2, maximum=_MAX_INTEGER_BINS)
     counts, bin_centers = _histogram_from(image, nbins, image.min(), image.max())
     prob = (counts / np.sum(counts)).astype(np.float32)
     nonzero = np.flatnonzero(prob)
@@ -484,7 +558,7 @@ def local_threshold(image, block_size, method="gaussian", offset=0.0, mode="refl
     from scipy import ndimage as ndi
 
     image = _gray(image)
-    block_size = as_int(block_size, "block_size")
+    block_size = as_int(block_size, "block_size", maximum=_MAX_BLOCK)
     if block_size < 1 or block_size % 2 == 0:
         raise ValueError(f"block_size must be an odd positive integer (1, 3, 5, ...); got {block_size}")
     if not isinstance(method, str) or method not in _LOCAL_METHODS:
@@ -495,7 +569,7 @@ def local_threshold(image, block_size, method="gaussian", offset=0.0, mode="refl
     if param is not None:
         if method != "gaussian":
             raise ValueError(f"param (the Gaussian sigma) is only used by method='gaussian', not {method!r}")
-        param = as_float(param, "param", minimum=0)
+        param = as_float(param, "param", minimum=0, maximum=_MAX_SIGMA)
     float_dtype = np.float32 if image.dtype in (np.float16, np.float32) else np.float64
     image = image.astype(float_dtype, copy=False)
     out = np.zeros(image.shape, dtype=float_dtype)
@@ -564,14 +638,21 @@ def apply_threshold(image, threshold):
 
 
 def multi_threshold(image, thresholds):
-    """Label map from increasing thresholds, ``np.digitize(image, thresholds)``.
+    """Label map from increasing thresholds: the class of a pixel is the number
+    of thresholds strictly below its value.
 
-    Class ``i`` holds the pixels with ``thresholds[i-1] <= value <
-    thresholds[i]`` (class 0 is below the first threshold, class
-    ``len(thresholds)`` at or above the last). This is how scikit-image
-    applies :func:`multiotsu_thresholds`. Note the boundary convention: a
-    pixel *equal* to a threshold goes to the upper class, whereas
-    :func:`apply_threshold` puts it in the background.
+    Class ``i`` holds the pixels with ``thresholds[i-1] < value <=
+    thresholds[i]``: class 0 is at or below the first threshold, class
+    ``len(thresholds)`` above the last. This is the rule of
+    :func:`apply_threshold` and of Otsu's method, used everywhere in
+    segtutor: **a pixel equal to a threshold goes to the lower class**. With
+    one threshold, ``multi_threshold(image, [t])`` equals
+    ``apply_threshold(image, t)`` as 0/1 labels. It is also the rule of
+    :func:`multiotsu_thresholds`, whose thresholds are the last bins of
+    their lower classes. (scikit-image's examples apply multi-Otsu
+    thresholds with ``np.digitize(image, bins=thresholds)``, which puts a
+    pixel equal to a threshold in the upper class; here it is
+    ``np.digitize(image, bins=thresholds, right=True)``.)
 
     Parameters
     ----------
@@ -596,8 +677,8 @@ def multi_threshold(image, thresholds):
     Examples
     --------
     >>> multi_threshold(np.array([[1.0, 2.0], [3.0, 4.0]]), [2.0, 3.0])
-    array([[0, 1],
-           [2, 2]])
+    array([[0, 0],
+           [1, 2]])
     """
     image = _gray(image)
     thresholds = _to_array(thresholds, "thresholds")
@@ -607,9 +688,10 @@ def multi_threshold(image, thresholds):
         )
     if np.issubdtype(thresholds.dtype, np.floating) and not np.isfinite(thresholds).all():
         raise ValueError("thresholds contains NaN or inf; expected finite values")
-    if np.any(np.diff(thresholds) < 0):
+    # compare neighbours rather than np.diff: a difference of unsigned or bool values wraps
+    if np.any(thresholds[1:] < thresholds[:-1]):
         raise ValueError(f"thresholds must be sorted in increasing order; got {thresholds.tolist()}")
-    return np.digitize(image, bins=thresholds).astype(np.int64, copy=False)
+    return np.digitize(image, bins=thresholds, right=True).astype(np.int64, copy=False)
 
 
 # --------------------------------------------------------------------------
@@ -740,6 +822,12 @@ def _seed_list(seeds, shape):
         raise TypeError(f"seeds must be a (row, col) pair or a list of them; got {describe(seeds)}") from None
     if array.size == 0:
         raise ValueError("seeds must be a (row, col) pair or a non-empty list of (row, col) pairs; got none")
+    flat = () if isinstance(seeds, np.ndarray) and array.dtype.kind in "iu" else np.ravel(np.asarray(seeds, dtype=object))
+    if any(isinstance(v, (bool, np.bool_)) for v in flat):
+        raise TypeError(f"seeds must be integer (row, col) pixel coordinates, not True/False; got {describe(seeds)}")
+    if array.dtype.kind not in "iu" and len(flat) and all(isinstance(v, numbers.Integral) for v in flat):
+        # integers too large for one NumPy integer type
+        raise ValueError(f"seeds lie outside the image of shape {shape[:2]}: {describe(seeds)}")
     if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
         raise TypeError(
             f"seeds must be integer (row, col) pixel coordinates; got {describe(seeds)}"
@@ -766,9 +854,20 @@ def region_grow(image, seeds, tolerance):
     seed through 4-connected pixels whose intensity differs from the
     *seed's* intensity by at most ``tolerance`` (Euclidean distance between
     colours for an ``(H, W, C)`` image). With several seeds the result is the
-    union of their regions. For a grayscale image this is
+    union of their regions.
+
+    For a grayscale image, ``|value - seed value| <= tolerance`` is decided
+    exactly: in integers for an integer image (so int64 values beyond the
+    precision of a float still compare right, and nothing wraps around in
+    ``uint8``), in float64 otherwise. The result then equals
     ``skimage.segmentation.flood(image, seed, connectivity=1,
-    tolerance=tolerance)``.
+    tolerance=tolerance)`` for float64 images, and for integer images when
+    ``tolerance`` is a whole number; ``flood`` casts ``seed value -
+    tolerance`` and ``seed value + tolerance`` to the image's integer dtype,
+    so with a fractional tolerance on an integer image it is lopsided (with
+    tolerance 0.5 around a seed of 10 it takes 9 but not 11), and it cannot
+    tell int64 values apart that a float cannot. Colour distances are
+    computed in float64.
 
     Parameters
     ----------
@@ -808,14 +907,20 @@ def region_grow(image, seeds, tolerance):
     image = as_image(image)
     tolerance = as_float(tolerance, "tolerance", minimum=0)
     seeds = _seed_list(seeds, image.shape)
-    values = image.astype(np.float64, copy=False)
+    exact_integers = image.ndim == 2 and np.issubdtype(image.dtype, np.integer)
+    values = image if exact_integers else image.astype(np.float64, copy=False)
     grown = np.zeros(image.shape[:2], dtype=bool)
     for row, col in dict.fromkeys(seeds):  # each distinct seed once, in order
-        seed_value = values[row, col]
-        if values.ndim == 3:
-            similar = np.sqrt(np.sum((values - seed_value) ** 2, axis=-1)) <= tolerance
+        if exact_integers:
+            # |v - s| <= tolerance  <=>  s - floor(tolerance) <= v <= s + floor(tolerance) for
+            # integers; the bounds are Python ints clipped to the dtype, so nothing wraps.
+            seed_value, reach, info = int(values[row, col]), math.floor(tolerance), np.iinfo(image.dtype)
+            low, high = max(seed_value - reach, int(info.min)), min(seed_value + reach, int(info.max))
+            similar = (values >= low) & (values <= high)
+        elif values.ndim == 3:
+            similar = np.sqrt(np.sum((values - values[row, col]) ** 2, axis=-1)) <= tolerance
         else:
-            similar = np.abs(values - seed_value) <= tolerance
+            similar = np.abs(values - values[row, col]) <= tolerance
         labels, _ = label_components(similar, connectivity=1)
         grown |= labels == labels[row, col]
     return grown
@@ -866,3 +971,83 @@ def count_objects(image, threshold=None, min_size=1):
         return 0
     sizes = np.bincount(labels.reshape(-1), minlength=num + 1)[1:]
     return int(np.count_nonzero(sizes >= min_size))
+
+
+def _disk(radius: int) -> np.ndarray:
+    """A disk of ``radius`` pixels, as ``skimage.morphology.disk`` draws it."""
+    r = np.arange(-radius, radius + 1)
+    return (r[:, None] ** 2 + r[None, :] ** 2) <= radius**2
+
+
+def clean_mask(mask, *, fill_holes=False, opening=0, min_size=1):
+    """Tidy a foreground mask before counting objects: fill holes, open, drop specks.
+
+    The three steps, in this order, each optional:
+
+    * ``fill_holes``: background regions not connected to the image border
+      become foreground (``scipy.ndimage.binary_fill_holes``): a coin's dark
+      details stop being holes;
+    * ``opening``: a morphological opening with a disk of this radius, an
+      erosion then a dilation; it removes parts narrower than the disk, such
+      as a thin bridge between an object and a bright patch of background,
+      while objects wider than the disk keep their shape. The image outside
+      its border counts as foreground for the erosion, so objects touching
+      the border are not eaten away (as in ``skimage.morphology``);
+    * ``min_size``: 4-connected regions of fewer pixels are dropped.
+
+    Parameters
+    ----------
+    mask : (H, W) array of bool
+        Foreground mask, e.g. from :func:`apply_threshold`.
+    fill_holes : bool
+    opening : int
+        Radius of the disk, in pixels (0: no opening).
+    min_size : int
+        Smallest region kept, in pixels (1 keeps everything).
+
+    Returns
+    -------
+    (H, W) ndarray of bool
+
+    Raises
+    ------
+    TypeError
+        If ``mask`` is not boolean or a parameter has the wrong type.
+    ValueError
+        If ``mask`` is not 2-D or empty, or a parameter is out of range.
+
+    Examples
+    --------
+    >>> mask = np.zeros((7, 9), dtype=bool)
+    >>> mask[1:6, 1:6] = True; mask[3, 3] = False      # a square with a hole
+    >>> mask[3, 6:8] = True                            # and a thin spur
+    >>> clean_mask(mask, fill_holes=True, opening=1).astype(int)
+    array([[0, 0, 0, 0, 0, 0, 0, 0, 0],
+           [0, 0, 1, 1, 1, 0, 0, 0, 0],
+           [0, 1, 1, 1, 1, 1, 0, 0, 0],
+           [0, 1, 1, 1, 1, 1, 1, 0, 0],
+           [0, 1, 1, 1, 1, 1, 0, 0, 0],
+           [0, 0, 1, 1, 1, 0, 0, 0, 0],
+           [0, 0, 0, 0, 0, 0, 0, 0, 0]])
+    """
+    from scipy import ndimage
+
+    mask = as_image(mask, "mask", channels="gray")
+    if mask.dtype != bool:
+        raise TypeError(f"mask must be a boolean array (e.g. image > threshold); got dtype {mask.dtype}")
+    if not isinstance(fill_holes, (bool, np.bool_)):
+        raise TypeError(f"fill_holes must be True or False, got {describe(fill_holes)}")
+    opening = as_int(opening, "opening", minimum=0, maximum=max(mask.shape))
+    min_size = as_int(min_size, "min_size", minimum=1)
+    out = mask.copy()
+    if fill_holes:
+        out = ndimage.binary_fill_holes(out)
+    if opening:
+        disk = _disk(opening)
+        out = ndimage.binary_dilation(ndimage.binary_erosion(out, disk, border_value=1), disk, border_value=0)
+    if min_size > 1:
+        labels, num = label_components(out, connectivity=1)
+        sizes = np.bincount(labels.reshape(-1), minlength=num + 1)
+        sizes[0] = 0
+        out = (sizes >= min_size)[labels]
+    return out

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ._checks import _to_array, as_float, as_image, as_int, as_label_map, same_shape
+from ._checks import _to_array, as_float, as_image, as_int, as_label_map, as_seed, same_shape
 
 __all__ = [
     "KMeansResult",
@@ -44,6 +44,9 @@ __all__ = [
 # ---------------------------------------------------------------------------
 # input handling
 # ---------------------------------------------------------------------------
+
+#: Most k-means runs (``n_init``) one call makes.
+_MAX_RUNS = 1000
 
 
 def _as_samples(X, name="X"):
@@ -315,7 +318,7 @@ def kmeans_plusplus(X, k, seed=0):
     k : int
         Number of centers, ``1 <= k <= n``.
     seed : int or numpy.random.Generator
-        Passed to :func:`numpy.random.default_rng`.
+        An int >= 0 seeds a new generator; a generator is used as it is.
 
     Returns
     -------
@@ -331,7 +334,7 @@ def kmeans_plusplus(X, k, seed=0):
     """
     X = _as_samples(X)
     k = _check_k(k, X.shape[0])
-    return _kmeans_plusplus(_feature_major(X), k, np.random.default_rng(seed))
+    return _kmeans_plusplus(_feature_major(X), k, as_seed(seed))
 
 
 def _lloyd(Xt, centers, max_iter, tol):
@@ -367,7 +370,7 @@ def kmeans(X, k, *, seed=0, n_init=1, max_iter=100, tol=1e-4):
     k : int
         Number of clusters, ``1 <= k <= n``.
     seed : int or numpy.random.Generator
-        Seed of the k-means++ starts.
+        Seed of the k-means++ starts (an int >= 0, or a generator used as it is).
     n_init : int
         Number of runs (``>= 1``).
     max_iter : int
@@ -395,12 +398,12 @@ def kmeans(X, k, *, seed=0, n_init=1, max_iter=100, tol=1e-4):
     """
     X = _as_samples(X)
     k = _check_k(k, X.shape[0])
-    n_init = as_int(n_init, "n_init", minimum=1)
+    n_init = as_int(n_init, "n_init", minimum=1, maximum=_MAX_RUNS)
     max_iter = as_int(max_iter, "max_iter", minimum=1)
     tol = as_float(tol, "tol", minimum=0)
+    rng = as_seed(seed)
     tol_abs = tol * float(np.mean(np.var(X, axis=0)))
     Xt = _feature_major(X)
-    rng = np.random.default_rng(seed)
     best = None
     for _ in range(n_init):
         start = _kmeans_plusplus(Xt, k, rng)
@@ -508,7 +511,7 @@ def kmeans_segment(image, k, *, use_position=False, position_weight=1.0, seed=0,
     return rank[result.labels].reshape(colour.shape[:2])
 
 
-def slic_superpixels(image, n_segments=100, compactness=10.0):
+def slic_superpixels(image, n_segments=100, compactness=10.0, enforce_connectivity=True):
     """SLIC superpixels, by :func:`skimage.segmentation.slic`.
 
     A thin wrapper that sets ``start_label=0`` and ``channel_axis`` (``None``
@@ -524,6 +527,12 @@ def slic_superpixels(image, n_segments=100, compactness=10.0):
         Approximate number of superpixels.
     compactness : float
         Weight of position against colour (``> 0``); larger is more square.
+    enforce_connectivity : bool
+        Merge superpixels that are too small, or in several pieces, into
+        their neighbours (scikit-image's default). The number of superpixels
+        is only approximately ``n_segments``: the starting centres lie on a
+        regular grid with a step of about ``sqrt(H * W / n_segments)`` pixels,
+        as many as fit in the image, and this merge removes more.
 
     Returns
     -------
@@ -546,6 +555,8 @@ def slic_superpixels(image, n_segments=100, compactness=10.0):
     compactness = as_float(compactness, "compactness")
     if compactness <= 0:
         raise ValueError(f"compactness must be > 0, got {compactness}")
+    if not isinstance(enforce_connectivity, (bool, np.bool_)):
+        raise TypeError(f"enforce_connectivity must be True or False, got {enforce_connectivity!r}")
     channel_axis = -1 if image.ndim == 3 else None
     return slic(
         image,
@@ -553,6 +564,7 @@ def slic_superpixels(image, n_segments=100, compactness=10.0):
         compactness=compactness,
         start_label=0,
         channel_axis=channel_axis,
+        enforce_connectivity=bool(enforce_connectivity),
     )
 
 
@@ -588,13 +600,15 @@ def superpixel_means(image, superpixels):
             "image and superpixels must have the same height and width; "
             f"got {image.shape} and {regions.shape}"
         )
-    flat = regions.ravel()
+    # number the regions 0..n-1 first: memory follows the number of regions, not the largest id
+    _, flat = np.unique(regions.ravel(), return_inverse=True)
+    flat = flat.ravel()
     counts = np.bincount(flat)
     colour = image.reshape(flat.size, -1).astype(np.float64)
     means = np.empty((counts.size, colour.shape[1]))
     for j in range(colour.shape[1]):
         means[:, j] = np.bincount(flat, weights=colour[:, j], minlength=counts.size)
-    means /= np.maximum(counts, 1)[:, None]
+    means /= counts[:, None]
     out = means[flat].reshape(image.shape)
     if image.dtype == bool:
         return out >= 0.5
@@ -640,24 +654,26 @@ def match_clusters(clusters, target, num_classes=None):
     target = as_label_map(target, "target", ndim=(1, 2, 3))
     same_shape(clusters, target, "clusters", "target")
     top = int(target.max())
-    if num_classes is None:
-        num_classes = top + 1
-    else:
+    if num_classes is not None:
         num_classes = as_int(num_classes, "num_classes", minimum=1)
         if top >= num_classes:
             raise ValueError(
                 f"target contains label {top}, but num_classes={num_classes} "
                 f"allows only labels 0..{num_classes - 1}"
             )
+    # Only the ids present matter (a class absent from target overlaps no cluster), so the
+    # table is (clusters present) x (classes present), whatever the largest id is.
     ids, inverse = np.unique(clusters.ravel(), return_inverse=True)
+    classes, class_index = np.unique(target.ravel(), return_inverse=True)
+    inverse, class_index = inverse.ravel(), class_index.ravel()
     overlap = np.bincount(
-        inverse * num_classes + target.ravel(), minlength=ids.size * num_classes
-    ).reshape(ids.size, num_classes)
+        inverse * classes.size + class_index, minlength=ids.size * classes.size
+    ).reshape(ids.size, classes.size)
     mapping = overlap.argmax(axis=1)  # majority class of each cluster
     rows, cols = linear_sum_assignment(overlap, maximize=True)
     useful = overlap[rows, cols] > 0
     mapping[rows[useful]] = cols[useful]
-    return mapping[inverse].reshape(clusters.shape).astype(np.int64, copy=False)
+    return classes[mapping][inverse].reshape(clusters.shape).astype(np.int64, copy=False)
 
 
 def inertia_curve(image_or_X, ks, *, seed=0, use_position=False):
@@ -679,9 +695,11 @@ def inertia_curve(image_or_X, ks, *, seed=0, use_position=False):
     Returns
     -------
     ndarray of float64, shape (len(ks),)
-        Inertia of ``kmeans(features, k, seed=seed)`` for each k; it usually
-        falls as k grows, and the "elbow" where it stops falling fast is a
-        reasonable k.
+        Inertia of ``kmeans(features, k, seed=seed)`` for each k. The best
+        possible inertia never rises as k grows; k-means finds a local optimum,
+        so these values usually fall but need not. An "elbow", where the curve
+        stops falling fast, suggests a k when the clusters are compact and well
+        separated; a curve without one says the data do not choose k.
 
     Examples
     --------

@@ -87,6 +87,9 @@ _SKLEARN_IMAGES = ("china", "flower")
 SAMPLE_IMAGES = tuple(sorted(_SKIMAGE_IMAGES + _SKLEARN_IMAGES))
 
 _MIN_SCENE = 8  # smallest image side
+_MAX_SCENE = 4096  # largest image side
+_MAX_OBJECTS = 1000  # most objects in one scene
+_MAX_BATCH_PIXELS = 2**28  # most pixels in one batch of make_scenes (3 GiB of float32 RGB)
 _MIN_OBJECT = 3  # smallest object size
 _ATTEMPTS = 60  # placement tries per object
 _GAP = 2.0  # pixels kept between objects that should not touch
@@ -97,17 +100,17 @@ _SHAPES = {1: "circle", 2: "square", 3: "triangle"}
 
 
 def _shape(size, name: str = "size", minimum: int = _MIN_SCENE) -> tuple[int, int]:
-    """``size`` as ``(H, W)``: an int or a pair of ints, each >= ``minimum``."""
+    """``size`` as ``(H, W)``: an int or a pair of ints, each in ``minimum.._MAX_SCENE``."""
     if isinstance(size, (tuple, list, np.ndarray)):
         if len(size) != 2:
             raise ValueError(f"{name} must be an int or a pair (H, W); got {describe(size)}")
         return (
-            as_int(size[0], f"{name}[0] (height)", minimum=minimum),
-            as_int(size[1], f"{name}[1] (width)", minimum=minimum),
+            as_int(size[0], f"{name}[0] (height)", minimum=minimum, maximum=_MAX_SCENE),
+            as_int(size[1], f"{name}[1] (width)", minimum=minimum, maximum=_MAX_SCENE),
         )
     if isinstance(size, bool) or not isinstance(size, numbers.Integral):
         raise TypeError(f"{name} must be an int or a pair (H, W) of ints, got {describe(size)}")
-    side = as_int(size, name, minimum=minimum)
+    side = as_int(size, name, minimum=minimum, maximum=_MAX_SCENE)
     return side, side
 
 
@@ -165,6 +168,22 @@ def _shape_mask(label: int, cy: float, cx: float, size: float, angle: float, yy,
         theta = angle + 2 * np.pi * k / 3
         inside &= np.cos(theta) * dx + np.sin(theta) * dy <= size / 3
     return inside
+
+
+def _one_region(mask: np.ndarray) -> np.ndarray:
+    """The largest 4-connected region of a drawn shape.
+
+    A pixel at a sharp corner (a triangle's tip) can touch the rest of the shape
+    only diagonally; it is dropped, so that every object is one 4-connected region.
+    """
+    from scipy import ndimage
+
+    regions, n = ndimage.label(mask)
+    if n <= 1:
+        return mask
+    sizes = np.bincount(regions.ravel(), minlength=n + 1)
+    sizes[0] = 0
+    return regions == int(np.argmax(sizes))
 
 
 def _radii(label: int, size: float) -> tuple[float, float]:
@@ -270,7 +289,7 @@ def _render(
     the class of each object.
     """
     shape = _shape(size)
-    n_objects = as_int(n_objects, "n_objects", minimum=0)
+    n_objects = as_int(n_objects, "n_objects", minimum=0, maximum=_MAX_OBJECTS)
     classes = _classes(classes)
     min_size = as_float(min_size, "min_size", minimum=_MIN_OBJECT)
     max_size = as_float(max_size, "max_size", minimum=_MIN_OBJECT)
@@ -303,7 +322,7 @@ def _render(
     xx = np.arange(shape[1], dtype=float)[None, :]
     instances = np.zeros(shape, dtype=np.int64)
     for k in range(n_objects):  # later objects occlude earlier ones
-        mask = _shape_mask(int(labels[k]), *centres[k], sizes[k], angles[k], yy, xx)
+        mask = _one_region(_shape_mask(int(labels[k]), *centres[k], sizes[k], angles[k], yy, xx))
         instances[mask] = k + 1
 
     base = np.asarray(CLASS_COLORS)
@@ -367,11 +386,14 @@ def make_scene(
         background and for each object (>= 0). It makes segmenting by colour
         alone harder.
     touching : bool
-        If False, objects are kept apart whenever there is room (so each
-        object is one connected region). If True, the second object, and each
-        later one with probability 1/2, is placed overlapping an earlier
-        object, so that some objects touch: the case where semantic and
-        instance segmentation differ.
+        If False, objects are kept apart whenever there is room. Every object
+        is drawn as one 4-connected region (a corner pixel that would touch
+        its shape only diagonally is left out), so a scene without overlaps
+        has exactly one 4-connected region per object. If True, the second
+        object, and each later one with probability 1/2, is placed
+        overlapping an earlier object, so that some objects touch: the case
+        where semantic and instance segmentation differ (an occluded object
+        may then also be cut in two).
     color_jitter : float
         Largest random offset, per channel, of an object's colour from its
         class colour (0 to 0.5).
@@ -438,6 +460,12 @@ def make_scenes(n, *, seed=0, **kwargs):
     if isinstance(seed, (tuple, list)):
         raise TypeError(f"seed of make_scenes must be an int >= 0, got {describe(seed)}")
     _rng(seed)  # validate before drawing anything
+    height, width = _shape(kwargs.get("size", 64))
+    if n * height * width > _MAX_BATCH_PIXELS:
+        raise ValueError(
+            f"n={n} scenes of {height}x{width} pixels would hold {n * height * width} pixels; "
+            f"at most {_MAX_BATCH_PIXELS} fit in one batch: ask for fewer or smaller scenes"
+        )
     pairs = [make_scene(seed=(int(seed), i), **kwargs) for i in range(n)]
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
@@ -556,7 +584,7 @@ def make_gray_scene(size=128, *, n_objects=6, contrast=0.4, noise=0.05, gradient
     True
     """
     shape = _shape(size)
-    n_objects = as_int(n_objects, "n_objects", minimum=0)
+    n_objects = as_int(n_objects, "n_objects", minimum=0, maximum=_MAX_OBJECTS)
     contrast = as_float(contrast, "contrast", minimum=0, maximum=1)
     noise = as_float(noise, "noise", minimum=0)
     gradient = as_float(gradient, "gradient", minimum=0, maximum=1)

@@ -41,6 +41,8 @@ __all__ = [
 ]
 
 _NDIM = (1, 2, 3)
+#: Most classes a confusion matrix may have (4096 x 4096 counts are 128 MiB).
+_MAX_CLASSES = 4096
 
 
 # ---------------------------------------------------------------------------
@@ -55,7 +57,7 @@ def _check_ignore(ignore_index):
 
 
 def _target_map(target, ignore_index):
-    """Validate ``target``; pixels equal to ``ignore_index`` may hold any value."""
+    """Validate ``target``; return it and the mask of pixels that are not ignored."""
     if ignore_index is not None and ignore_index < 0:
         # A negative ignore label (-1 is common) is not a valid class label,
         # so validate the other pixels and put a placeholder where it sits.
@@ -65,20 +67,31 @@ def _target_map(target, ignore_index):
             checked = as_label_map(np.where(ignored, 0, array), "target", ndim=_NDIM)
             return checked, ~ignored
     checked = as_label_map(target, "target", ndim=_NDIM)
-    valid = None if ignore_index is None else checked != ignore_index
-    return checked, valid
+    return checked, checked != ignore_index
 
 
 def _pair(pred, target, ignore_index):
-    """Validated ``pred``, ``target`` (int64, same shape) and the mask of scored pixels."""
+    """Validated ``pred``, ``target`` (flat int64) at the scored pixels.
+
+    With ``ignore_index``, ``pred`` is checked only where ``target`` is not ignored:
+    what it says at an ignored pixel (even a negative or non-integer value) never
+    matters.
+    """
     ignore_index = _check_ignore(ignore_index)
-    pred = as_label_map(pred, "pred", ndim=_NDIM)
+    if ignore_index is None:
+        pred = as_label_map(pred, "pred", ndim=_NDIM)
+        target = as_label_map(target, "target", ndim=_NDIM)
+        same_shape(pred, target, "pred", "target")
+        return pred.ravel(), target.ravel()
     target, valid = _target_map(target, ignore_index)
-    same_shape(pred, target, "pred", "target")
-    if valid is not None:
-        pred = pred[valid]
-        target = target[valid]
-    return pred.ravel(), target.ravel()
+    raw = _to_array(pred, "pred")
+    if raw.ndim not in _NDIM:
+        raise ValueError(f"pred must be a 1-D, 2-D or 3-D label map; got {raw.ndim}-D shape {raw.shape}")
+    same_shape(raw, target, "pred", "target")
+    kept = raw[valid]
+    if kept.size == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return as_label_map(kept, "pred", ndim=1), target[valid]
 
 
 def _check_range(labels, num_classes, name, ignore_index):
@@ -149,7 +162,7 @@ def confusion_matrix(pred, target, num_classes, ignore_index=None):
            [0, 2, 1],
            [0, 0, 1]])
     """
-    num_classes = as_int(num_classes, "num_classes", minimum=1)
+    num_classes = as_int(num_classes, "num_classes", minimum=1, maximum=_MAX_CLASSES)
     ignore_index = _check_ignore(ignore_index)
     pred, target = _pair(pred, target, ignore_index)
     _check_range(target, num_classes, "target", ignore_index)

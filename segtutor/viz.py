@@ -5,8 +5,19 @@ drew on (an ``Axes`` or a ``Figure``); none calls ``plt.show()``, so in a
 notebook the figure appears once, at the end of the cell. Pass ``ax=`` to draw
 into a panel of your own figure.
 
-Classes always get the same colour, from the fixed :data:`PALETTE` (the
-PASCAL VOC colours): 0 black, 1 dark red, 2 green, 3 olive, 4 navy, ...
+Three kinds of maps get three colour schemes, so that a picture never mixes
+them up:
+
+* **classes** (semantic label maps) get the fixed categorical :data:`PALETTE`:
+  0 black (background), then the colour-blind-safe colours of Okabe and Ito
+  (1 vermillion, 2 bluish green, 3 blue, 4 orange, 5 sky blue, 6 yellow,
+  7 reddish purple), so a class has the same colour in every plot, with a
+  legend naming it (:func:`show_labels`, :func:`overlay`);
+* **instances** (one id per object) get colours of the ``viridis`` colour
+  map on a light grey background, and their number written on them
+  (:func:`show_instances`);
+* **clusters** (ids without meaning) are painted with the mean colour of
+  their pixels (:func:`show_clusters`).
 
 matplotlib is imported on first use, so ``import segtutor.viz`` stays quick.
 """
@@ -22,12 +33,21 @@ from segtutor._checks import as_float, as_image, as_int, as_label_map, describe,
 
 __all__ = [
     "PALETTE",
+    "OKABE_ITO",
+    "VOC_PALETTE",
     "label_to_rgb",
     "overlay",
     "contour_overlay",
+    "show_labels",
+    "show_instances",
+    "instance_colors",
+    "show_clusters",
+    "cluster_colors",
+    "feature_scatter",
     "show_grid",
     "plot_histogram",
     "mask_diff",
+    "diff_figure",
     "ascii_mask_diff",
 ]
 
@@ -45,8 +65,32 @@ def _voc_palette(n: int = 256) -> np.ndarray:
     return palette
 
 
-#: Colour of each class id, uint8 of shape (256, 3): PASCAL VOC's colour map.
-PALETTE = _voc_palette()
+#: Okabe and Ito's colour-blind-safe qualitative colours, in their published order
+#: (black, orange, sky blue, bluish green, yellow, blue, vermillion, reddish purple).
+OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
+
+#: PASCAL VOC's colour map, uint8 of shape (256, 3), for data sets that use it.
+VOC_PALETTE = _voc_palette()
+VOC_PALETTE.setflags(write=False)
+
+
+def _hex(color: str) -> list:
+    return [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+
+
+def _class_palette() -> np.ndarray:
+    """Class 0 black; classes 1-7 Okabe-Ito (hues chosen to match the synthetic
+    scenes' circles, squares and triangles: red-ish, green-ish, blue-ish); from 8 on the VOC colours."""
+    palette = VOC_PALETTE.copy()
+    order = ("#000000", "#D55E00", "#009E73", "#0072B2", "#E69F00", "#56B4E9", "#F0E442", "#CC79A7")
+    palette[: len(order)] = [_hex(c) for c in order]
+    return palette
+
+
+#: Colour of each class id, uint8 of shape (256, 3): 0 black, 1-7 Okabe-Ito
+#: (vermillion, bluish green, blue, orange, sky blue, yellow, reddish purple),
+#: then the PASCAL VOC colours.
+PALETTE = _class_palette()
 PALETTE.setflags(write=False)
 
 # difference colours (Okabe-Ito, readable with colour-blindness)
@@ -55,6 +99,7 @@ _AGREE_FG = (0.80, 0.80, 0.80)
 _MISSING = (0.90, 0.62, 0.00)  # orange
 _EXTRA = (0.00, 0.45, 0.70)  # blue
 _WRONG = (0.80, 0.47, 0.65)  # reddish purple
+_INSTANCE_BG = (0.88, 0.88, 0.88)  # no object: light grey, unlike the black class background
 
 
 # --------------------------------------------------------------------------- helpers
@@ -110,6 +155,11 @@ def _as_rgb_float(image: np.ndarray) -> np.ndarray:
     elif out.shape[2] == 2 or out.shape[2] > 4:
         raise ValueError(f"image must have 1, 3 or 4 channels, got shape {image.shape}")
     return out[..., :3]
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    """Brightness of a float RGB image, with the weights of ``skimage.color.rgb2gray``."""
+    return rgb @ np.array([0.2125, 0.7154, 0.0721])
 
 
 def _stretch(image: np.ndarray) -> np.ndarray:
@@ -184,8 +234,8 @@ def label_to_rgb(labels, palette=PALETTE):
     >>> rgb = label_to_rgb(np.array([[0, 1], [2, 3]]))
     >>> rgb.dtype, rgb.shape
     (dtype('uint8'), (2, 2, 3))
-    >>> rgb[0, 1].tolist()  # class 1 is dark red
-    [128, 0, 0]
+    >>> rgb[0, 1].tolist()  # class 1 is vermillion
+    [213, 94, 0]
     """
     labels = as_label_map(labels, "labels")
     palette = _check_palette(palette)
@@ -200,8 +250,10 @@ def overlay(image, labels, *, alpha=0.5, class_names=None, ax=None, legend=True,
     """Draw an image with its label map blended on top.
 
     Pixels of class 0 (background) show the image unchanged; every other
-    class is tinted with its :data:`PALETTE` colour, so a class has the same
-    colour in every plot.
+    class is tinted with its :data:`PALETTE` colour, blended with the
+    *brightness* of the image there (as ``skimage.color.label2rgb`` does), so
+    the tint keeps the class's hue whatever the object's own colour is, and a
+    class has the same colour in every plot.
 
     Parameters
     ----------
@@ -244,7 +296,10 @@ def overlay(image, labels, *, alpha=0.5, class_names=None, ax=None, legend=True,
     rgb = _as_rgb_float(image)
     tinted = labels > 0
     blended = rgb.copy()
-    blended[tinted] = (1 - alpha) * rgb[tinted] + alpha * colors[tinted]
+    # Blend the class colour over the image's *brightness*, not its colours: a blue
+    # object under an orange label would otherwise mix to grey.
+    gray = _luminance(rgb)[..., None]
+    blended[tinted] = ((1 - alpha) * gray + alpha * colors)[tinted]
     ax = _axes(ax)
     ax.imshow(blended, interpolation="nearest")
     _hide_ticks(ax)
@@ -269,7 +324,8 @@ def overlay(image, labels, *, alpha=0.5, class_names=None, ax=None, legend=True,
     return ax
 
 
-def contour_overlay(image, masks_or_labels, *, ax=None, colors=None, linewidth=1.5, title=None):
+def contour_overlay(image, masks_or_labels, *, ax=None, colors=None, linewidth=1.5, title=None, points=None,
+                    points_label="seed"):
     """Draw region outlines on an image.
 
     Parameters
@@ -285,6 +341,10 @@ def contour_overlay(image, masks_or_labels, *, ax=None, colors=None, linewidth=1
         colour of each label, or a distinct colour per mask.
     linewidth : float
     title : str, optional
+    points : sequence of (row, col), optional
+        Pixels to mark with a cross (e.g. the seeds of region growing), with a
+        legend entry ``points_label``.
+    points_label : str
 
     Returns
     -------
@@ -329,6 +389,14 @@ def contour_overlay(image, masks_or_labels, *, ax=None, colors=None, linewidth=1
             continue
         padded = np.pad(mask.astype(float), 1)
         ax.contour(xs, ys, padded, levels=[0.5], colors=[color], linewidths=linewidth)
+    if points is not None:
+        marks = np.asarray(points, dtype=float).reshape(-1, 2)
+        if marks.size and not np.isfinite(marks).all():
+            raise ValueError("points must be finite (row, col) pairs")
+        ax.plot(marks[:, 1], marks[:, 0], linestyle="none", marker="X", markersize=9, color=OKABE_ITO[4],
+                markeredgecolor="black", label=str(points_label))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small",
+                  frameon=False)
     ax.set_xlim(-0.5, width - 0.5)
     ax.set_ylim(height - 0.5, -0.5)
     _hide_ticks(ax)
@@ -358,6 +426,307 @@ def _region_colors(colors, n: int, default: list) -> list:
     return colors[:n]
 
 
+def _legend_right(ax, handles, title=None) -> None:
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        fontsize="small",
+        frameon=False,
+        title=title,
+        title_fontsize="small",
+    )
+
+
+def _patch(color, label):
+    from matplotlib.patches import Patch
+
+    return Patch(facecolor=color, edgecolor="black", linewidth=0.5, label=label)
+
+
+def show_labels(labels, *, class_names=None, ax=None, title=None, legend=True):
+    """Draw a class label map in the class colours of :data:`PALETTE`, with a legend.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (H, W)
+        Class ids, 0 to 255 (a bool mask is read as classes 0 and 1).
+    class_names : sequence or dict, optional
+        Name of each class id, e.g. :data:`segtutor.data.CLASS_NAMES`; default
+        ``"class 0"``, ``"class 1"``, ...
+    ax : matplotlib Axes, optional
+    title : str, optional
+    legend : bool
+        A legend with the colour and name of every class present (background included).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from segtutor.data import make_scene, CLASS_NAMES
+    >>> _, labels = make_scene(seed=0)
+    >>> ax = show_labels(labels, class_names=CLASS_NAMES)
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['background', 'circle', 'square', 'triangle']
+    >>> plt.close(ax.figure)
+    """
+    labels = as_label_map(labels, "labels")
+    class_names = _check_class_names(class_names)
+    rgb = label_to_rgb(labels)
+    ax = _axes(ax)
+    ax.imshow(rgb, interpolation="nearest")
+    _hide_ticks(ax)
+    if title is not None:
+        ax.set_title(str(title))
+    if legend:
+        _legend_right(ax, [_patch(PALETTE[v] / 255, _class_name(int(v), class_names)) for v in np.unique(labels)])
+    return ax
+
+
+def _instance_map(instances) -> np.ndarray:
+    array = as_label_map(instances, "instances", ndim=(2, 3))
+    if array.ndim == 2:
+        return array
+    if array.max() > 1:
+        raise ValueError("a stack of instance masks (N, H, W) must hold only 0/1 or True/False values")
+    out = np.zeros(array.shape[1:], dtype=np.int64)
+    for i, mask in enumerate(array.astype(bool), start=1):
+        out[mask] = i
+    return out
+
+
+def instance_colors(n: int) -> np.ndarray:
+    """``n`` colours of the ``viridis`` colour map, float RGB of shape (n, 3): instance ``i`` gets row ``i - 1``.
+
+    Consecutive instances get far-apart colours (golden-ratio steps along the map).
+
+    Examples
+    --------
+    >>> instance_colors(3).shape
+    (3, 3)
+    """
+    import matplotlib
+
+    n = as_int(n, "n", minimum=0, maximum=100_000)
+    # Golden-ratio steps along viridis (up to 0.9, short of its pale yellow end): consecutive
+    # ids, often neighbouring objects, get far-apart colours.
+    positions = (np.arange(n) * 0.6180339887) % 1.0 * 0.9
+    return matplotlib.colormaps["viridis"](positions)[:, :3]
+
+
+def show_instances(instances, *, ax=None, title=None, numbers=True):
+    """Draw an instance map: one ``viridis`` colour per object, its number written on it.
+
+    Instances are not classes: their ids only tell objects apart, so they get a
+    scheme of their own (colours of the ``viridis`` colour map, see
+    :func:`instance_colors`, on a light grey "no object" background), never the
+    class colours of :data:`PALETTE`.
+
+    Parameters
+    ----------
+    instances : array-like
+        An instance map ``(H, W)`` (0 for no object, ``1..N`` for the objects) or
+        a stack of masks ``(N, H, W)``, one per object.
+    ax : matplotlib Axes, optional
+    title : str, optional
+    numbers : bool
+        Write each object's number at the centre of its largest part.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from segtutor.data import make_instance_scene
+    >>> scene = make_instance_scene(seed=0, touching=True)
+    >>> ax = show_instances(scene["masks"])
+    >>> len(ax.texts) == len(scene["masks"])
+    True
+    >>> plt.close(ax.figure)
+    """
+    ids = _instance_map(instances)
+    present = [int(v) for v in np.unique(ids) if v > 0]
+    colors = instance_colors(max(present, default=0))
+    rgb = np.empty(ids.shape + (3,))
+    rgb[...] = _INSTANCE_BG
+    for v in present:
+        rgb[ids == v] = colors[v - 1]
+    ax = _axes(ax)
+    ax.imshow(rgb, interpolation="nearest")
+    _hide_ticks(ax)
+    if numbers:
+        import matplotlib.patheffects as effects
+        from scipy import ndimage
+
+        for v in present:
+            parts, n = ndimage.label(ids == v)
+            largest = 1 + int(np.argmax(np.bincount(parts.ravel())[1:])) if n > 1 else 1
+            rows, cols = np.nonzero(parts == largest)
+            inside = np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2)  # a pixel of the object
+            ax.text(cols[inside], rows[inside], str(v), ha="center", va="center", fontsize="small",
+                    color="white", fontweight="bold",
+                    path_effects=[effects.withStroke(linewidth=2, foreground="black")])
+    if title is not None:
+        ax.set_title(str(title))
+    return ax
+
+
+def cluster_colors(image, clusters) -> np.ndarray:
+    """Mean colour of every cluster: float RGB of shape (K, 3), row ``j`` for cluster id ``j``.
+
+    A cluster id with no pixels gets grey.
+
+    Examples
+    --------
+    >>> image = np.zeros((2, 2, 3)); image[0] = 1.0
+    >>> cluster_colors(image, [[1, 1], [0, 0]]).tolist()
+    [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]
+    """
+    image = as_image(image, "image")
+    clusters = as_label_map(clusters, "clusters")
+    _same_size(image, clusters.shape, "clusters")
+    rgb = _as_rgb_float(image).reshape(-1, 3)
+    ids, inverse = np.unique(clusters.ravel(), return_inverse=True)
+    if ids[-1] >= 100_000:
+        raise ValueError(f"clusters must be numbered below 100000; found {int(ids[-1])}")
+    inverse = inverse.ravel()
+    counts = np.bincount(inverse)
+    means = np.stack([np.bincount(inverse, weights=rgb[:, c]) / counts for c in range(3)], axis=1)
+    out = np.full((int(ids[-1]) + 1, 3), 0.5)
+    out[ids] = means
+    return out
+
+
+def show_clusters(image, clusters, *, ax=None, title=None, legend=True, names=None):
+    """Draw a clustering: every pixel painted with the mean colour of its cluster.
+
+    Cluster ids carry no meaning (cluster 0 is not "background" and cluster 2 is
+    not "square"), so clusters are drawn neither in class colours nor in instance
+    colours but in what they stand for, their mean colour, as
+    :func:`segtutor.cluster.superpixel_means` paints superpixels.
+
+    Parameters
+    ----------
+    image : array-like, shape (H, W) or (H, W, C)
+        The image that was clustered.
+    clusters : array-like of int, shape (H, W)
+        Cluster id of every pixel.
+    ax : matplotlib Axes, optional
+    title : str, optional
+    legend : bool
+        One entry per cluster: its mean colour and how many pixels it holds.
+    names : sequence or dict, optional
+        A name for each cluster id in the legend (default ``"cluster 0"``, ...),
+        e.g. the brightness range of a group made by thresholds.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> image = np.zeros((4, 4, 3)); image[:, 2:] = [1.0, 0.5, 0.0]
+    >>> ax = show_clusters(image, (image[..., 0] > 0).astype(int))
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['cluster 0: 8 px', 'cluster 1: 8 px']
+    >>> plt.close(ax.figure)
+    """
+    clusters = as_label_map(clusters, "clusters")
+    names = _check_class_names(names)
+    colors = cluster_colors(image, clusters)
+    ax = _axes(ax)
+    ax.imshow(colors[clusters], interpolation="nearest")
+    _hide_ticks(ax)
+    if title is not None:
+        ax.set_title(str(title))
+    if legend:
+        ids, counts = np.unique(clusters, return_counts=True)
+        label = (lambda v: f"cluster {v}") if names is None else (lambda v: _class_name(v, names))
+        _legend_right(ax, [_patch(colors[v], f"{label(int(v))}: {int(c)} px") for v, c in zip(ids, counts)])
+    return ax
+
+
+def feature_scatter(X, labels, *, dims=(0, 1), axis_names=None, class_names=None, ax=None, max_per_class=400,
+                    seed=0, title=None):
+    """Scatter two features of samples (e.g. two colour channels of pixels), coloured by class.
+
+    Each class is drawn in its :data:`PALETTE` colour, with a legend; class 0
+    (background) first, small and half transparent, so that it does not hide
+    the others. At most ``max_per_class`` samples of each class are drawn,
+    picked at random with ``seed``, so that a small class is as visible as a
+    large one (the legend gives each class's full count).
+
+    Parameters
+    ----------
+    X : array-like, shape (n, d)
+        Samples, e.g. :func:`segtutor.cluster.pixel_features`.
+    labels : array-like of int, shape (n,) or (H, W) with H * W = n
+        Class of each sample.
+    dims : (int, int)
+        The two features to plot.
+    axis_names : sequence of str, optional
+        Name of every feature, e.g. ``"RGB"``; default ``"feature 0"``, ...
+    class_names : sequence or dict, optional
+    ax : matplotlib Axes, optional
+    max_per_class : int
+    seed : int
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> X = np.array([[0.0, 0.1], [0.2, 0.1], [0.9, 0.8]])
+    >>> ax = feature_scatter(X, [0, 0, 1], axis_names=("red", "green"))
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['class 0 (2 px)', 'class 1 (1 px)']
+    >>> plt.close(ax.figure)
+    """
+    from segtutor._checks import _to_array
+
+    X = _to_array(X, "X")
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"X must be a 2-D array of shape (n_samples, n_features); got shape {X.shape}")
+    labels = as_label_map(labels, "labels", ndim=(1, 2)).ravel()
+    if labels.size != X.shape[0]:
+        raise ValueError(f"labels must have one entry per sample of X ({X.shape[0]}); got {labels.size}")
+    if not (isinstance(dims, (tuple, list)) and len(dims) == 2):
+        raise TypeError(f"dims must be a pair of feature indices, got {describe(dims)}")
+    dims = [as_int(d, "dims", minimum=0, maximum=X.shape[1] - 1) for d in dims]
+    max_per_class = as_int(max_per_class, "max_per_class", minimum=1)
+    class_names = _check_class_names(class_names)
+    if axis_names is not None:
+        axis_names = [str(n) for n in axis_names]
+        if len(axis_names) != X.shape[1]:
+            raise ValueError(f"axis_names must name every feature ({X.shape[1]}); got {len(axis_names)}")
+    rng = np.random.default_rng(as_int(seed, "seed", minimum=0))
+    ax = _axes(ax, figsize=(4.5, 4))
+    for value in np.unique(labels):
+        members = np.flatnonzero(labels == value)
+        shown = members if members.size <= max_per_class else rng.choice(members, max_per_class, replace=False)
+        background = value == 0
+        ax.scatter(X[shown, dims[0]], X[shown, dims[1]], s=4 if background else 7,
+                   alpha=0.35 if background else 0.9, color=PALETTE[value % 256] / 255, linewidths=0,
+                   label=f"{_class_name(int(value), class_names)} ({members.size} px)")
+    names = axis_names or [f"feature {i}" for i in range(X.shape[1])]
+    ax.set_xlabel(names[dims[0]])
+    ax.set_ylabel(names[dims[1]])
+    ax.legend(fontsize="small", markerscale=2.5, frameon=False, loc="best")
+    if title is not None:
+        ax.set_title(str(title))
+    return ax
+
+
 def show_grid(images, titles=None, *, ncols=4, cmap=None, size=3.0, suptitle=None):
     """Show images side by side in a grid.
 
@@ -368,8 +737,11 @@ def show_grid(images, titles=None, *, ncols=4, cmap=None, size=3.0, suptitle=Non
 
     Parameters
     ----------
-    images : sequence of arrays, dict, or array (N, H, W) / (N, H, W, C)
-        The images; a dict maps titles to images.
+    images : sequence of arrays, dict, or array
+        The images; a dict maps titles to images. An array is a stack ``(N, H,
+        W)`` or ``(N, H, W, C)``, except that a 3-D array whose last axis has 3
+        or 4 entries is one colour image ``(H, W, 3)`` (pass a stack of gray
+        images 3 or 4 pixels wide as a list).
     titles : sequence of str, optional
         One per image.
     ncols : int
@@ -403,6 +775,8 @@ def show_grid(images, titles=None, *, ncols=4, cmap=None, size=3.0, suptitle=Non
         titles = [str(k) for k in images]
         images = list(images.values())
     elif isinstance(images, np.ndarray):
+        if images.ndim == 3 and images.shape[2] in (3, 4):
+            images = images[None]  # one colour image, not a stack of H images
         if images.ndim not in (3, 4):
             raise ValueError(
                 "an array of images must be a stack (N, H, W) or (N, H, W, C); "
@@ -471,13 +845,15 @@ def plot_histogram(image, *, thresholds=(), nbins=256, ax=None, title=None):
 
     Parameters
     ----------
-    image : array-like, shape (H, W) or (H, W, 3)
-        A colour image gets one histogram per channel.
+    image : array-like, shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)
+        A colour image gets one histogram per channel (red, green, blue; an
+        alpha channel is left out).
     thresholds : float, sequence of float, or dict
         Where to draw vertical lines; a dict maps a label to each value
         (``{"Otsu": 0.42}``).
     nbins : int
-        Number of bins (>= 2).
+        Number of bins (>= 2). An integer image whose values span at most
+        ``nbins`` values gets one bin per value instead.
     ax : matplotlib Axes, optional
     title : str, optional
 
@@ -496,7 +872,12 @@ def plot_histogram(image, *, thresholds=(), nbins=256, ax=None, title=None):
     >>> plt.close(ax.figure)
     """
     image = as_image(image, "image")
-    nbins = as_int(nbins, "nbins", minimum=2)
+    if image.ndim == 3 and image.shape[2] not in (1, 3, 4):
+        raise ValueError(
+            f"image must be grayscale (H, W) or (H, W, 1), or colour (H, W, 3) or (H, W, 4); "
+            f"got {image.shape[2]} channels, shape {image.shape}"
+        )
+    nbins = as_int(nbins, "nbins", minimum=2, maximum=2**20)
     if isinstance(thresholds, Mapping):
         items = [(str(k), as_float(v, f"thresholds[{k!r}]")) for k, v in thresholds.items()]
     elif isinstance(thresholds, (int, float, np.number)) and not isinstance(thresholds, bool):
@@ -519,7 +900,10 @@ def plot_histogram(image, *, thresholds=(), nbins=256, ax=None, title=None):
     lo, hi = float(data.min()), float(data.max())
     if hi == lo:
         lo, hi = lo - 0.5, hi + 0.5
-    edges = np.linspace(lo, hi, nbins + 1)
+    if np.issubdtype(image.dtype, np.integer) and hi - lo + 1 <= nbins:
+        edges = np.arange(lo, hi + 2) - 0.5  # one bin per value: no empty bins between integers
+    else:
+        edges = np.linspace(lo, hi, nbins + 1)
     if image.ndim == 2 or image.shape[2] == 1:
         counts, _ = np.histogram(data, bins=edges)
         ax.stairs(counts, edges, fill=True, color="0.45")
@@ -527,7 +911,7 @@ def plot_histogram(image, *, thresholds=(), nbins=256, ax=None, title=None):
         for c, name in zip(range(min(image.shape[2], 3)), ("red", "green", "blue")):
             counts, _ = np.histogram(data[..., c], bins=edges)
             ax.stairs(counts, edges, color=f"tab:{name}", label=name, alpha=0.8)
-    cycle = ["tab:red", "tab:orange", "tab:purple", "tab:green", "tab:blue", "tab:brown"]
+    cycle = ["#D55E00", "#0072B2", "#CC79A7", "#009E73", "#E69F00", "#56B4E9"]  # Okabe-Ito
     for i, (name, value) in enumerate(items):
         ax.axvline(value, color=cycle[i % len(cycle)], linestyle="--", linewidth=1.5, label=f"{name} = {value:.4g}")
     ax.set_xlabel("intensity")
@@ -618,6 +1002,78 @@ def mask_diff(expected, got, *, ax=None, title=None):
     if title is not None:
         ax.set_title(str(title))
     return ax
+
+
+def diff_figure(expected, got, *, title=None, names=("expected", "yours")):
+    """Two masks or label maps side by side, and where they differ.
+
+    Three framed panels: ``expected``, ``got`` and :func:`mask_diff` of the two.
+    Both maps are drawn on one colour scale: a boolean mask in dark grey
+    (False) and light grey (True), the colours :func:`mask_diff` uses where
+    they agree; a label map in the categorical :data:`PALETTE`, with one
+    legend naming every value that occurs in either map.
+
+    Parameters
+    ----------
+    expected, got : array-like, shape (H, W)
+        Boolean masks, or integer label maps with values 0..255.
+    title : str, optional
+        Title above the three panels.
+    names : (str, str)
+        Titles of the first two panels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a map is not 2-D, holds NaN, non-integer or negative values, values
+        above 255, or the shapes differ.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> expected = np.zeros((6, 6), bool); expected[1:4, 1:4] = True
+    >>> fig = diff_figure(expected, np.roll(expected, 1, axis=1))
+    >>> [ax.get_title() for ax in fig.axes]
+    ['expected', 'yours', 'difference']
+    >>> plt.close(fig)
+    """
+    import matplotlib.pyplot as plt
+
+    if not (isinstance(names, (tuple, list)) and len(names) == 2):
+        raise TypeError(f"names must be a pair of panel titles, got {describe(names)}")
+    is_mask = np.asarray(expected).dtype == bool
+    maps = [as_label_map(m, str(n)) for m, n in ((expected, names[0]), (got, names[1]))]
+    same_shape(maps[0], maps[1], str(names[0]), str(names[1]))
+    top = max(int(m.max()) for m in maps)
+    if top > 255:
+        raise ValueError(f"label maps are drawn for values 0..255; found {top}")
+    if is_mask:
+        colors = np.array([_AGREE_BG, _AGREE_FG])
+        if top > 1:
+            colors = np.vstack([colors, PALETTE[2 : top + 1] / 255])
+        labels = {0: "False (background)", 1: "True (foreground)"}
+    else:
+        colors = PALETTE / 255
+        labels = {}
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.2), layout="constrained")
+    for ax, labels_map, name in zip(axes[:2], maps, names):
+        ax.imshow(colors[labels_map], interpolation="nearest")
+        _hide_ticks(ax)
+        ax.set_title(str(name))
+    values = np.union1d(np.unique(maps[0]), np.unique(maps[1]))
+    handles = [_patch(colors[v], labels.get(int(v), f"label {int(v)}")) for v in values[:12]]
+    if len(values) > 12:
+        handles.append(_patch((1, 1, 1), f"... {len(values) - 12} more labels"))
+    axes[1].legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.04), fontsize="small",
+                   frameon=False, ncols=min(len(handles), 3))
+    mask_diff(maps[0], maps[1], ax=axes[2], title="difference")
+    if title is not None:
+        fig.suptitle(str(title))
+    return fig
 
 
 def ascii_mask_diff(expected, got, max_size=24):

@@ -51,9 +51,6 @@ Widgets
     local threshold on uneven lighting (lesson 01).
 :class:`KMeansExplorer`
     k and the position weight of k-means, clusters in their mean colour, mIoU (lesson 02).
-:class:`DetectionExplorer`
-    Mask R-CNN's detections with a score-threshold slider and toggles for boxes,
-    masks and labels (lesson 06).
 """
 
 from __future__ import annotations
@@ -67,7 +64,7 @@ import numpy as np
 from segtutor._checks import as_int, describe
 
 __all__ = [
-    "DetectionExplorer", "Explorer", "FeatureMapExplorer", "KMeansExplorer", "LabelMapExplorer",
+    "Explorer", "FeatureMapExplorer", "KMeansExplorer", "LabelMapExplorer",
     "LocalThresholdExplorer", "ThresholdExplorer",
 ]
 
@@ -462,147 +459,6 @@ class FeatureMapExplorer(Explorer):
         controls["image"].value = self.image_name
 
 
-class DetectionExplorer(Explorer):
-    """Mask R-CNN's detections on an image, with a score threshold and what to draw.
-
-    Parameters
-    ----------
-    image : ndarray (H, W, 3)
-    prediction : dict
-        One image's detections from :func:`segtutor.maskrcnn.predict` (``boxes``,
-        ``labels``, ``scores``, ``masks``).
-    score_threshold : float
-        Detections with a score below it are hidden.
-    boxes, masks, labels : bool
-        Draw the boxes, the masks (tinted, one colour per instance), the class
-        and score labels.
-
-    Examples
-    --------
-    >>> from segtutor import maskrcnn
-    >>> scene = maskrcnn.instance_scenes(1, seed=3)[0]
-    >>> truth = dict(scene, scores=np.linspace(1.0, 0.2, len(scene["labels"])))
-    >>> explorer = DetectionExplorer(scene["image"], truth, score_threshold=0.5)
-    >>> explorer.n_shown == int((truth["scores"] >= 0.5).sum())
-    True
-    >>> explorer.set(score_threshold=0.0, masks=False).shape
-    (96, 96, 3)
-    >>> explorer.n_shown == len(scene["labels"]), explorer.png()[:4]
-    (True, b'\\x89PNG')
-    """
-
-    figsize = (4.6, 4.4)
-    dpi = 90
-
-    def __init__(self, image, prediction, *, score_threshold=0.5, boxes=True, masks=True, labels=True):
-        from segtutor import maskrcnn
-
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"image must be an RGB image (H, W, 3); got shape {image.shape}")
-        if not isinstance(prediction, Mapping) or not {"boxes", "labels", "scores", "masks"} <= set(prediction):
-            raise TypeError("prediction must be one image's dict from maskrcnn.predict "
-                            "(boxes, labels, scores, masks)")
-        scores = np.asarray(prediction["scores"], dtype=float).reshape(-1)
-        pred_masks = np.asarray(prediction["masks"])
-        if pred_masks.shape != (len(scores),) + image.shape[:2]:
-            raise ValueError(f"prediction masks must have shape (N, H, W) = ({len(scores)}, {image.shape[0]}, "
-                             f"{image.shape[1]}); got {pred_masks.shape}")
-        self._maskrcnn = maskrcnn
-        self.image = image
-        self.scores = scores
-        self.boxes_xyxy = maskrcnn._boxes(prediction["boxes"], "boxes")
-        self.class_ids = np.asarray(prediction["labels"]).reshape(-1)
-        self.pred_masks = pred_masks
-        self.score_threshold = 0.5
-        self.show_boxes = self.show_masks = self.show_labels = True
-        super().__init__()
-        self.set(score_threshold=score_threshold, boxes=boxes, masks=masks, labels=labels)
-
-    # -- state ---------------------------------------------------------------------------
-    @property
-    def shown(self) -> np.ndarray:
-        """Indices of the detections above the threshold."""
-        return np.flatnonzero(self.scores >= self.score_threshold)
-
-    @property
-    def n_shown(self) -> int:
-        return len(self.shown)
-
-    def canvas(self) -> np.ndarray:
-        """The image with the shown masks tinted (float RGB in [0, 1])."""
-        return self._maskrcnn._overlay(self.image, self.pred_masks if self.show_masks else None, self.shown)
-
-    def set(self, *, score_threshold=None, boxes=None, masks=None, labels=None) -> np.ndarray:
-        """Change the threshold or what is drawn; returns the tinted image on show."""
-        from segtutor._checks import as_float
-
-        if score_threshold is not None:
-            self.score_threshold = as_float(score_threshold, "score_threshold", minimum=0, maximum=1)
-        for name, value in (("boxes", boxes), ("masks", masks), ("labels", labels)):
-            if value is not None:
-                if not isinstance(value, (bool, np.bool_)):
-                    raise TypeError(f"{name} must be True or False, got {describe(value)}")
-                setattr(self, f"show_{name}", bool(value))
-        if self._figure is not None:
-            self.refresh()
-        return self.canvas()
-
-    def __repr__(self):
-        return (f"DetectionExplorer(score_threshold={self.score_threshold:g}, boxes={self.show_boxes}, "
-                f"masks={self.show_masks}, labels={self.show_labels}; {self.n_shown} of {len(self.scores)} shown)")
-
-    # -- drawing -------------------------------------------------------------------------
-    def _draw(self, fig):
-        from matplotlib.patches import Rectangle
-
-        maskrcnn = self._maskrcnn
-        self._ax = fig.subplots()
-        self._shown_image = self._ax.imshow(self.canvas(), interpolation="nearest")
-        self._ax.set_xticks([])
-        self._ax.set_yticks([])
-        self._patches, self._texts = [], []
-        for k, (x0, y0, x1, y1) in enumerate(self.boxes_xyxy):
-            patch = Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=1.5)
-            self._ax.add_patch(patch)
-            text = self._ax.text(x0 - 0.5, y0 - 1.0, f"{maskrcnn.CLASS_NAMES[int(self.class_ids[k])]} "
-                                 f"{self.scores[k]:.2f}", fontsize=7, va="bottom",
-                                 bbox={"edgecolor": "none", "pad": 1, "alpha": 0.9})
-            self._patches.append(patch)
-            self._texts.append(text)
-
-    def _update(self):
-        maskrcnn = self._maskrcnn
-        self._shown_image.set_data(self.canvas())
-        rank = {int(k): r for r, k in enumerate(self.shown)}
-        for k, (patch, text) in enumerate(zip(self._patches, self._texts)):
-            on = k in rank
-            color = maskrcnn._instance_color(rank.get(k, 0))
-            patch.set_edgecolor(color)
-            text.get_bbox_patch().set_facecolor(color)
-            patch.set_visible(on and self.show_boxes)
-            text.set_visible(on and self.show_labels)
-        self._ax.set_title(f"{self.n_shown} of {len(self.scores)} detections with score >= "
-                           f"{self.score_threshold:.2f}", fontsize=10)
-
-    def _controls(self):
-        import ipywidgets
-
-        return [
-            ("score_threshold", ipywidgets.FloatSlider(value=self.score_threshold, min=0.0, max=1.0, step=0.05,
-                                                       description="min score", continuous_update=False)),
-            ("boxes", ipywidgets.Checkbox(value=self.show_boxes, description="boxes")),
-            ("masks", ipywidgets.Checkbox(value=self.show_masks, description="masks")),
-            ("labels", ipywidgets.Checkbox(value=self.show_labels, description="labels")),
-        ]
-
-    def _sync_controls(self, controls):
-        controls["score_threshold"].value = self.score_threshold
-        controls["boxes"].value = self.show_boxes
-        controls["masks"].value = self.show_masks
-        controls["labels"].value = self.show_labels
-
-
 # -- lessons 00-02 -----------------------------------------------------------------------------
 
 #: Okabe–Ito: a categorical palette that stays distinct under the common colour-vision deficiencies.
@@ -651,7 +507,9 @@ class ThresholdExplorer(Explorer):
     def __init__(self, image, truth=None, threshold=None):
         from segtutor import classical
 
-        self.image = _gray2d(image)
+        array = np.asarray(image)
+        # keep an integer image as it is: its Otsu threshold is computed on its own values
+        self.image = array if array.ndim == 2 and array.dtype.kind in "iub" else _gray2d(image)
         self.truth = None if truth is None else np.asarray(truth, dtype=bool)
         if self.truth is not None and self.truth.shape != self.image.shape:
             raise ValueError(f"truth must have the image's shape {self.image.shape}, got {self.truth.shape}")

@@ -262,9 +262,13 @@ def test_multiotsu_too_few_values_raises_like_skimage():
 
 def test_multiotsu_with_multi_threshold_partitions_classes():
     image = data.camera()
-    labels = multi_threshold(image, multiotsu_thresholds(image, 3))
+    thresholds = multiotsu_thresholds(image, 3)
+    labels = multi_threshold(image, thresholds)
     assert set(np.unique(labels)) == {0, 1, 2}
-    np.testing.assert_array_equal(labels, np.digitize(image, bins=filters.threshold_multiotsu(image, 3)))
+    # a multi-Otsu threshold is the last grey level of its lower class: class k is t_k < x <= t_k+1
+    sk = filters.threshold_multiotsu(image, 3)
+    np.testing.assert_array_equal(labels, np.digitize(image, bins=sk, right=True))
+    assert labels[image == sk[0]].max() == 0 and labels[image == sk[1]].max() == 1
 
 
 # --------------------------------------------------------------------------- local threshold
@@ -314,19 +318,34 @@ def test_apply_threshold_scalar_and_array():
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_multi_threshold_counts_thresholds_at_or_below(seed):
+def test_multi_threshold_counts_the_thresholds_strictly_below_each_pixel(seed):
     rng = np.random.default_rng(seed)
     image = rng.integers(0, 10, (12, 13)).astype(float)
     thresholds = np.sort(rng.choice(10, 3, replace=False)).astype(float)
     labels = multi_threshold(image, thresholds)
     assert labels.dtype == np.int64
-    expected = (image[..., None] >= thresholds).sum(axis=-1)  # pixel == threshold -> upper class
+    expected = (image[..., None] > thresholds).sum(axis=-1)  # pixel == threshold -> lower class
     np.testing.assert_array_equal(labels, expected)
+    np.testing.assert_array_equal(labels, np.digitize(image, thresholds, right=True))
+
+
+def test_multi_threshold_follows_the_rule_of_apply_threshold():
+    image = random_image("uint8", 0)
+    for t in (0, 100, 127, 255):
+        np.testing.assert_array_equal(multi_threshold(image, [t]), apply_threshold(image, t).astype(int))
 
 
 def test_multi_threshold_accepts_python_lists():
     image = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    np.testing.assert_array_equal(multi_threshold(image, [3, 8]), np.digitize(image, [3, 8]))
+    np.testing.assert_array_equal(multi_threshold(image, [3, 8]), np.digitize(image, [3, 8], right=True))
+
+
+@pytest.mark.parametrize("thresholds", [np.array([10, 5], dtype=np.uint8), np.array([200, 3], dtype=np.uint64),
+                                        np.array([True, False]), [5.0, 1.0], [1, 3, 2]])
+def test_multi_threshold_rejects_unsorted_thresholds_of_any_dtype(thresholds):
+    # np.diff of unsigned or bool values wraps around, so a check based on it let these through
+    with pytest.raises(ValueError, match="sorted in increasing order"):
+        multi_threshold(random_image("uint8", 0), thresholds)
 
 
 # --------------------------------------------------------------------------- connected components
@@ -557,3 +576,238 @@ def test_public_api_is_documented():
     for name in classical.__all__:
         func = getattr(classical, name)
         assert func.__doc__ and "Examples" in func.__doc__, name
+
+
+# --------------------------------------------------------------------------- region growing, exactly
+
+
+def _grow_by_hand(image, seed, tolerance):
+    """Breadth-first search in Python integers/floats: the definition, with nothing to wrap."""
+    rows, cols = len(image), len(image[0])
+    value = image[seed[0]][seed[1]]
+    region, todo = {tuple(seed)}, [tuple(seed)]
+    while todo:
+        r, c = todo.pop()
+        for rr, cc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
+            if 0 <= rr < rows and 0 <= cc < cols and (rr, cc) not in region \
+                    and abs(image[rr][cc] - value) <= tolerance:
+                region.add((rr, cc))
+                todo.append((rr, cc))
+    out = np.zeros((rows, cols), dtype=bool)
+    out[tuple(np.array(sorted(region)).T)] = True
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int64, np.uint64])
+@pytest.mark.parametrize("tolerance", [0, 0.5, 1, 2.7, 1e300])
+def test_region_grow_is_exact_for_integer_images(dtype, tolerance):
+    rng = np.random.default_rng(int(tolerance * 7) % 100)
+    info = np.iinfo(dtype)
+    offset = int(info.max) - 8 if info.min == 0 else 0  # unsigned: values near the top of the range
+    image = np.array([[v + offset for v in row] for row in rng.integers(0, 6, (15, 17)).tolist()], dtype=dtype)
+    for seed in [(0, 0), (7, 8), (14, 16)]:
+        expected = _grow_by_hand(image.tolist(), seed, tolerance)
+        np.testing.assert_array_equal(region_grow(image, seed, tolerance), expected)
+
+
+def test_region_grow_int64_beyond_float_precision():
+    image = np.array([[2**62, 2**62 + 1, 2**62 + 3]], dtype=np.int64)  # 2**62 + 1 == 2**62 as a float
+    np.testing.assert_array_equal(region_grow(image, (0, 0), 1), [[True, True, False]])
+    np.testing.assert_array_equal(region_grow(image, (0, 0), 0), [[True, False, False]])
+
+
+def test_region_grow_where_it_differs_from_flood_as_documented():
+    image = np.array([[10, 9, 11]], dtype=np.uint8)
+    # flood casts 10 - 0.5 and 10 + 0.5 to uint8 (9 and 10): it takes 9 but not 11
+    np.testing.assert_array_equal(segmentation.flood(image, (0, 0), tolerance=0.5), [[True, True, False]])
+    np.testing.assert_array_equal(region_grow(image, (0, 0), 0.5), [[True, False, False]])
+    np.testing.assert_array_equal(region_grow(image, (0, 0), 1), segmentation.flood(image, (0, 0), tolerance=1))
+
+
+def test_region_grow_never_wraps_around_in_uint8():
+    coin = np.full((6, 6), 10, dtype=np.uint8)
+    coin[2:4, 2:4] = 200
+    # |10 - 200| is 190, but 10 - 200 in uint8 is 66, within a tolerance of 70
+    np.testing.assert_array_equal(region_grow(coin, (2, 2), 70), coin == 200)
+
+
+@pytest.mark.parametrize("seeds, error, words", [
+    ((True, 0), TypeError, "not True/False"),
+    ([(0, 0), (1, False)], TypeError, "not True/False"),
+    ((2**70, 0), ValueError, "outside the image"),
+    ((np.uint64(2**64 - 1), 0), ValueError, "outside the image"),
+])
+def test_region_grow_seed_errors_name_the_seeds(seeds, error, words):
+    with pytest.raises(error, match=words):
+        region_grow(GRAY, seeds, 1)
+
+
+# --------------------------------------------------------------------------- the variance identity
+
+
+@pytest.mark.parametrize("kind", ["uint8", "float64", "float-bimodal", "int32"])
+def test_variance_decomposition_adds_up_and_matches_numpy(kind):
+    image = random_image(kind, 3)
+    for t in np.quantile(image, [0.0, 0.2, 0.5, 0.9, 1.0]):
+        parts = classical.variance_decomposition(image, float(t))
+        values = image.astype(float).ravel()
+        low, high = values[values <= t], values[values > t]
+        assert parts["total"] == pytest.approx(np.var(values))
+        assert parts["within"] + parts["between"] == pytest.approx(parts["total"])
+        assert parts["w0"] == pytest.approx(low.size / values.size)
+        if low.size and high.size:
+            assert parts["mu0"] == pytest.approx(low.mean()) and parts["var1"] == pytest.approx(high.var())
+            assert parts["between"] == pytest.approx(low.size * high.size / values.size**2
+                                                     * (low.mean() - high.mean()) ** 2)
+        else:
+            assert parts["between"] == 0.0
+
+
+def test_normalized_between_class_variance_is_in_the_images_units():
+    coins = data.coins()
+    counts, centers = histogram(coins)
+    normalized = between_class_variance(counts, centers, normalize=True)
+    raw = between_class_variance(counts, centers)
+    np.testing.assert_allclose(normalized, raw / coins.size**2, rtol=1e-5)
+    assert normalized.max() <= np.var(coins.astype(float))
+    t = otsu_threshold(coins)
+    assert centers[np.argmax(normalized)] == t == sk_otsu(coins)
+    k = int(np.flatnonzero(centers == t)[0])
+    assert normalized[k] == pytest.approx(classical.variance_decomposition(coins, t)["between"])
+    with pytest.raises(TypeError, match="normalize"):
+        between_class_variance(counts, centers, normalize="yes")
+
+
+# --------------------------------------------------------------------------- cleaning a mask
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("radius", [1, 2, 4])
+def test_clean_mask_matches_scipy_and_skimage(seed, radius):
+    from scipy import ndimage
+    from skimage import morphology
+
+    mask = np.random.default_rng(seed).random((40, 50)) < 0.55
+    np.testing.assert_array_equal(classical.clean_mask(mask, opening=radius),
+                                  morphology.binary_opening(mask, morphology.disk(radius)))
+    np.testing.assert_array_equal(classical.clean_mask(mask, fill_holes=True), ndimage.binary_fill_holes(mask))
+    np.testing.assert_array_equal(classical.clean_mask(mask, min_size=5),
+                                  morphology.remove_small_objects(mask, max_size=4, connectivity=1))
+    both = classical.clean_mask(mask, fill_holes=True, opening=radius, min_size=20)
+    step = morphology.binary_opening(ndimage.binary_fill_holes(mask), morphology.disk(radius))
+    np.testing.assert_array_equal(both, morphology.remove_small_objects(step, max_size=19, connectivity=1))
+    assert classical.clean_mask(mask) is not mask and np.array_equal(classical.clean_mask(mask), mask)
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: classical.clean_mask(np.ones((4, 4))), TypeError, "boolean"),
+    (lambda: classical.clean_mask(np.ones((4, 4), bool), opening=-1), ValueError, "opening must be >= 0"),
+    (lambda: classical.clean_mask(np.ones((4, 4), bool), opening=10**9), ValueError, "opening must be <= 4"),
+    (lambda: classical.clean_mask(np.ones((4, 4), bool), fill_holes=1), TypeError, "fill_holes"),
+    (lambda: classical.clean_mask(np.ones((4, 4), bool), min_size=0), ValueError, "min_size must be >= 1"),
+])
+def test_clean_mask_errors(call, error, words):
+    with pytest.raises(error, match=words):
+        call()
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_the_lessons_coin_count_finds_each_coin_once():
+    # Lesson 01: Otsu's regions of >= 100 px number 24, but one of them is a coin joined to the
+    # background; a local threshold and clean_mask give 24 regions that are each one coin.
+    # Independent reference: scikit-image's region-based coins segmentation (watershed on a
+    # Sobel elevation map with markers), from its gallery.
+    from scipy import ndimage
+
+    coins = data.coins()
+    elevation = filters.sobel(coins)
+    markers = np.zeros(coins.shape, int)
+    markers[coins < 30], markers[coins > 150] = 1, 2
+    reference = measure.label(ndimage.binary_fill_holes(segmentation.watershed(elevation, markers) == 2))
+    reference = measure.label(np.isin(reference, [r.label for r in measure.regionprops(reference) if r.area >= 300]))
+    assert reference.max() == 24
+
+    def matches(regions):
+        """How many of our regions overlap exactly one reference coin, and it only them."""
+        pairs = {(a, b) for a, b in zip(regions.ravel(), reference.ravel()) if a and b}
+        ours = [a for a in range(1, regions.max() + 1) if sum(1 for p in pairs if p[0] == a) == 1]
+        return sum(1 for a in ours if sum(1 for p in pairs if p[1] == next(q[1] for q in pairs if q[0] == a)) == 1)
+
+    otsu_regions = label_components(classical.clean_mask(coins > otsu_threshold(coins), min_size=100))[0]
+    assert otsu_regions.max() == 24
+    first = otsu_regions == otsu_regions[40, 40]  # the top-left coin's region
+    assert first.sum() > 3 * (reference == reference[40, 40]).sum()  # the coin and a strip of background
+
+    local = apply_threshold(coins, local_threshold(coins, 51, offset=-5))
+    cleaned = label_components(classical.clean_mask(local, fill_holes=True, opening=4, min_size=100))[0]
+    assert cleaned.max() == 24 and matches(cleaned) == 24
+
+
+# --------------------------------------------------------------------------- huge parameters
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: histogram(GRAY, nbins=2**62), "nbins must be <= 16777216"),
+    (lambda: otsu_threshold(GRAY, nbins=10**30), "nbins must be <= 16777216"),
+    (lambda: multiotsu_thresholds(GRAY, nbins=2**40), "nbins must be <= 16777216"),
+    (lambda: local_threshold(GRAY, 2**64 - 1), "block_size must be <= 65535"),
+    (lambda: local_threshold(GRAY, 3, param=1e300), "param must be <= 16384"),
+    (lambda: count_objects(GRAY, min_size=10**30), "min_size is too large"),
+])
+def test_huge_parameters_are_refused_by_name(call, words):
+    with pytest.raises(ValueError, match=words):
+        call()
+
+
+# --------------------------------------------------------------------------- the exercises of lesson 01
+
+
+def _failure(exercise_id, func):
+    from segtutor import exercises
+
+    with pytest.raises(exercises.ExerciseFailed) as info:
+        exercises.check(exercise_id, func)
+    return str(info.value)
+
+
+def test_a_wrong_threshold_is_reported_with_the_expected_one():
+    message = _failure("classical.otsu_threshold", lambda image: float(np.mean(image)))
+    assert "case 'few bright pixels': that is the mean of the image" in message
+    assert "expected a threshold near 104 (between-class variance" in message
+
+
+def test_a_label_map_off_by_one_is_named():
+    message = _failure("classical.multi_threshold",
+                       lambda image, thresholds: np.digitize(image, thresholds, right=True) + 1)
+    assert "your labels are the reference's + 1 everywhere" in message
+
+
+def test_the_uint8_region_grow_that_passed_float_cases_is_caught_and_not_handed_on(capsys):
+    from segtutor import exercises
+
+    def my_region_grow(image, seed, tolerance):  # the mistake of the issue: abs(a - b) in uint8
+        image = np.asarray(image)
+        close = np.abs(image - image[seed[0], seed[1]]) <= tolerance
+        return label_components(close)[0] == label_components(close)[0][seed[0], seed[1]]
+
+    message = _failure("classical.region_grow", my_region_grow)
+    assert "case 'uint8 image, as in the lesson'" in message and "wrapped around" in message
+    reference = exercises.get("classical.region_grow").reference_function()
+    assert exercises.yours_or_reference("classical.region_grow", my_region_grow) is reference
+    assert "wrapped around" in capsys.readouterr().out
+
+
+def test_region_grow_with_8_connectivity_no_longer_gets_full_marks():
+    from segtutor import exercises
+
+    def my_region_grow(image, seed, tolerance):
+        image = np.asarray(image, dtype=float)
+        close = np.abs(image - image[seed[0], seed[1]]) <= tolerance
+        labels = label_components(close, connectivity=2)[0]
+        return labels == labels[seed[0], seed[1]]
+
+    message = _failure("classical.region_grow", my_region_grow)
+    assert "case 'corners do not connect'" in message and "diagonally" in message
+    with pytest.raises(exercises.ExerciseFailed):
+        exercises.check("classical.region_grow", my_region_grow, hidden_seed=5103)

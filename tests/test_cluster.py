@@ -546,3 +546,96 @@ def test_bad_match_clusters_arguments():
         match_clusters(np.array([[0.0, np.nan]]), np.array([[0, 1]]))
     with pytest.raises(ValueError, match="empty"):
         match_clusters(np.zeros((0, 2), int), np.zeros((0, 2), int))
+
+
+# ---------------------------------------------------------------------------
+# seeds, huge ids and huge parameters
+# ---------------------------------------------------------------------------
+
+X_SMALL = np.random.default_rng(0).random((20, 3))
+
+
+@pytest.mark.parametrize("call", [lambda s: kmeans(X_SMALL, 2, seed=s), lambda s: kmeans_plusplus(X_SMALL, 2, seed=s),
+                                  lambda s: kmeans_segment(X_SMALL.reshape(4, 5, 3), 2, seed=s),
+                                  lambda s: inertia_curve(X_SMALL, [1, 2], seed=s)])
+@pytest.mark.parametrize("seed, error, words", [
+    (True, TypeError, "seed must be an int >= 0 or a numpy.random.Generator, got bool True"),
+    (1.5, TypeError, "seed must be an int >= 0"),
+    ("a", TypeError, "seed must be an int >= 0"),
+    (-1, ValueError, "seed must be >= 0, got -1"),
+])
+def test_a_bad_seed_is_named_like_everywhere_else(call, seed, error, words):
+    with pytest.raises(error, match=words):
+        call(seed)
+
+
+def test_a_generator_is_accepted_as_a_seed():
+    a = kmeans(X_SMALL, 3, seed=np.random.default_rng(4))
+    b = kmeans(X_SMALL, 3, seed=4)
+    np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_huge_ids_cost_no_memory():
+    image = np.random.default_rng(1).random((6, 8, 3))
+    small = np.repeat(np.arange(4), 12).reshape(6, 8)
+    huge = np.array([0, 2**40, 2**62, 2**62 + 7], dtype=np.uint64)[small]  # only the number of ids matters
+    np.testing.assert_array_equal(superpixel_means(image, huge), superpixel_means(image, small))
+    target = (small >= 2).astype(int)
+    np.testing.assert_array_equal(match_clusters(huge[:, ::-1].astype(np.uint64), target),
+                                  match_clusters(small[:, ::-1], target))
+    big_classes = np.where(target == 1, 2**40, 0)  # class ids are kept as they are
+    np.testing.assert_array_equal(match_clusters(small, big_classes), np.where(match_clusters(small, target), 2**40, 0))
+
+
+def test_huge_n_init_is_refused_by_name():
+    with pytest.raises(ValueError, match="n_init must be <= 1000"):
+        kmeans(X_SMALL, 2, n_init=10**30)
+
+
+def test_slic_superpixels_number_is_approximate_and_the_merge_can_be_switched_off():
+    image = data.astronaut()[::3, ::3]
+    merged = slic_superpixels(image, n_segments=150)
+    raw = slic_superpixels(image, n_segments=150, enforce_connectivity=False)
+    np.testing.assert_array_equal(raw, slic(image, n_segments=150, compactness=10.0, start_label=0,
+                                            channel_axis=-1, enforce_connectivity=False))
+    assert len(np.unique(raw)) == 144 and len(np.unique(merged)) < len(np.unique(raw))  # a 12 x 12 grid
+    with pytest.raises(TypeError, match="enforce_connectivity"):
+        slic_superpixels(image, enforce_connectivity="no")
+
+
+# ---------------------------------------------------------------------------
+# the exercises of lesson 02
+# ---------------------------------------------------------------------------
+
+
+def test_float_labels_are_rejected_and_never_handed_on(capsys):
+    # An assign_labels returning floats used to pass every case, then crash the lesson's next
+    # cell with an IndexError (centers[labels]).
+    from segtutor import exercises
+
+    def my_assign_labels(X, centers):
+        X, centers = np.asarray(X, float), np.asarray(centers, float)
+        return ((X[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2).argmin(axis=1).astype(float)
+
+    with pytest.raises(exercises.ExerciseFailed, match="expected integer labels, got dtype float64"):
+        exercises.check("cluster.assign_labels", my_assign_labels)
+    with pytest.raises(exercises.ExerciseFailed):
+        exercises.check("cluster.assign_labels", my_assign_labels, hidden_seed=6101)
+    chosen = exercises.yours_or_reference("cluster.assign_labels", my_assign_labels)
+    assert chosen is assign_labels and "integer labels" in capsys.readouterr().out
+    centers = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    assert (centers[chosen(X_SMALL, centers)]).shape == X_SMALL.shape  # the lesson's next step works
+
+
+def test_the_empty_cluster_message_says_what_to_keep():
+    from segtutor import exercises
+
+    def my_update_centers(X, labels, k, previous=None):
+        X = np.asarray(X, float)
+        return np.array([X[np.asarray(labels) == j].mean(axis=0) if np.any(np.asarray(labels) == j)
+                         else np.zeros(X.shape[1]) for j in range(k)])
+
+    with pytest.raises(exercises.ExerciseFailed) as info:
+        exercises.check("cluster.update_centers", my_update_centers)
+    assert "case 'empty cluster keeps its previous centre': a cluster with no points keeps its previous centre" \
+        in str(info.value)

@@ -350,3 +350,121 @@ def test_bad_boundary_arguments():
         boundary_f1(GOOD, GOOD, tolerance="2")
     with pytest.raises(ValueError, match="label 5"):
         boundary_f1(np.array([[0, 5], [1, 0]]), GOOD, num_classes=2)
+
+
+# --------------------------------------------------------------------------- what pred says at ignored pixels
+
+
+@pytest.mark.parametrize("func, args", [(confusion_matrix, (3,)), (iou_per_class, (3,)), (mean_iou, (3,)),
+                                        (dice_per_class, (3,)), (mean_dice, (3,)), (pixel_accuracy, ())])
+@pytest.mark.parametrize("ignore_index", [255, -1])
+@pytest.mark.parametrize("there", [-1, 7, 2**40, 0.5, np.nan])
+def test_pred_at_an_ignored_pixel_never_matters(func, args, ignore_index, there):
+    # "ignored pixels are left out, whatever pred says there": a negative, out-of-range,
+    # huge, fractional or NaN prediction at an ignored pixel gives the same result as 0
+    target = np.array([[0, ignore_index, 1], [2, 1, 0]])
+    pred = np.array([[0, 0, 1], [2, 0, 0]], dtype=float)
+    expected = func(pred, target, *args, ignore_index=ignore_index)
+    pred[0, 1] = there
+    np.testing.assert_array_equal(func(pred, target, *args, ignore_index=ignore_index), expected)
+
+
+def test_pred_is_still_checked_where_it_is_scored():
+    target = np.array([[0, 255], [1, 0]])
+    with pytest.raises(ValueError, match="pred must hold labels >= 0; found -1"):
+        confusion_matrix(np.array([[-1, 0], [1, 0]]), target, 2, ignore_index=255)
+    with pytest.raises(ValueError, match="pred contains label 7"):
+        confusion_matrix(np.array([[7, 0], [1, 0]]), target, 2, ignore_index=255)
+    with pytest.raises(ValueError, match="same shape"):
+        confusion_matrix(np.zeros((3, 2), int), target, 2, ignore_index=255)
+
+
+# --------------------------------------------------------------------------- unusual input
+
+
+def test_uint64_labels_beyond_int64_are_reported_as_they_are():
+    big = np.array([[0, 2**63 + 5]], dtype=np.uint64)
+    with pytest.raises(ValueError, match=f"below 2\\*\\*63; found {2**63 + 5}"):
+        confusion_matrix(big, np.zeros((1, 2), int), 2)
+    with pytest.raises(ValueError, match="found 18446744073709551615"):
+        iou(np.array([[2**64 - 1]], dtype=np.uint64), np.array([[1]]))
+
+
+def test_masked_arrays_are_refused_not_silently_unmasked():
+    masked = np.ma.masked_array([[0, 1], [1, 0]], mask=[[False, True], [False, False]])
+    with pytest.raises(TypeError, match="masked array with 1 masked value"):
+        pixel_accuracy(masked, GOOD)
+    unmasked = np.ma.masked_array([[0, 1], [1, 0]])  # nothing masked: the values are used
+    assert pixel_accuracy(unmasked, np.array([[0, 1], [1, 0]])) == 1.0
+
+
+def test_huge_num_classes_names_the_parameter():
+    for value in (10**30, 2**63, 5000):
+        with pytest.raises(ValueError, match="num_classes must be <= 4096"):
+            confusion_matrix(GOOD, GOOD, value)
+
+
+# --------------------------------------------------------------------------- the exercises of lesson 00
+
+
+def _failure(exercise_id, func):
+    from segtutor import exercises
+
+    with pytest.raises(exercises.ExerciseFailed) as info:
+        exercises.check(exercise_id, func)
+    return str(info.value)
+
+
+def test_a_nan_result_gets_a_sentence():
+    def my_iou(a, b):
+        a, b = np.asarray(a, bool), np.asarray(b, bool)
+        with np.errstate(invalid="ignore"):
+            return float(np.float64((a & b).sum()) / (a | b).sum())
+
+    message = _failure("metrics.iou", my_iou)
+    assert "got NaN (not a number): somewhere 0 was divided by 0" in message
+    assert "1 by convention" in message
+
+
+def test_an_integer_division_is_named_and_the_expected_value_given():
+    def my_pixel_accuracy(pred, target):
+        return int((np.asarray(pred) == np.asarray(target)).sum() // np.size(pred))
+
+    message = _failure("metrics.pixel_accuracy", my_pixel_accuracy)
+    assert "case 'worked example': expected 0.777778, got 0 (an integer" in message
+    assert "integer division" in message
+
+
+def test_hints_come_in_stages_and_never_hold_the_answer(monkeypatch):
+    from segtutor import exercises
+    from segtutor.exercises import _core
+
+    monkeypatch.setattr(_core, "_FAILED_CHECKS", {})  # a fresh session: no failed check yet
+
+    for exercise_id in ("metrics.iou", "metrics.pixel_accuracy", "metrics.mean_iou"):
+        ex = exercises.get(exercise_id)
+        assert isinstance(ex.hint, tuple) and len(ex.hint) == 2 and ex.hint_for(1) != ex.hint_for(2)
+        for stage in ex.hint:
+            assert ".mean()" not in stage.replace(" ", "") and "(pred==target)" not in stage.replace(" ", "")
+
+    def wrong(pred, target):
+        return 0.5
+
+    first, second = _failure("metrics.pixel_accuracy", wrong), _failure("metrics.pixel_accuracy", wrong)
+    hint = exercises.get("metrics.pixel_accuracy").hint
+    assert f"Hint: {hint[0]}" in first and f"Hint: {hint[1]}" in second
+
+
+def test_yours_or_reference_hands_on_only_what_passes_every_check(capsys):
+    from segtutor import exercises
+
+    reference = exercises.get("metrics.mean_iou").reference_function()
+
+    def only_visible(pred, target, num_classes):
+        # right on the visible cases (which have at most 4 classes), wrong beyond them
+        return reference(pred, target, num_classes) if num_classes <= 4 else 0.0
+
+    assert exercises.check("metrics.mean_iou", only_visible).passed
+    assert exercises.yours_or_reference("metrics.mean_iou", only_visible) is reference
+    out = capsys.readouterr().out
+    assert "Using the reference segtutor.metrics.mean_iou" in out and "case 'further check" in out

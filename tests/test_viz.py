@@ -18,13 +18,18 @@ import segtutor.viz as viz  # noqa: E402
 from segtutor.data import CLASS_NAMES, make_gray_scene, make_scene  # noqa: E402
 from segtutor.viz import (  # noqa: E402
     PALETTE,
+    VOC_PALETTE,
     ascii_mask_diff,
     contour_overlay,
+    feature_scatter,
     label_to_rgb,
     mask_diff,
     overlay,
     plot_histogram,
+    show_clusters,
     show_grid,
+    show_instances,
+    show_labels,
 )
 
 
@@ -72,13 +77,17 @@ def _diff_reference(expected, got):
 # --------------------------------------------------------------------------- palette
 
 
-def test_palette_is_pascal_voc():
+def test_palette_is_okabe_ito_then_pascal_voc():
     assert PALETTE.shape == (256, 3) and PALETTE.dtype == np.uint8
     assert PALETTE[0].tolist() == [0, 0, 0]  # background black
-    assert PALETTE[1].tolist() == [128, 0, 0]  # dark red
-    assert PALETTE[2].tolist() == [0, 128, 0]  # green
-    assert PALETTE[3].tolist() == [128, 128, 0]
-    assert PALETTE[4].tolist() == [0, 0, 128]
+    okabe_ito = {tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in viz.OKABE_ITO}
+    assert len(okabe_ito) == 8 and {tuple(c) for c in PALETTE[:8].tolist()} == okabe_ito
+    # the object classes of the synthetic scenes get hues like their objects: red, green, blue
+    for label, channel in ((1, 0), (2, 1), (3, 2)):
+        assert int(np.argmax(PALETTE[label])) == channel, label
+    # from 8 on, the PASCAL VOC colour map (bits of the id spread over R, G, B)
+    assert VOC_PALETTE[1].tolist() == [128, 0, 0] and VOC_PALETTE[3].tolist() == [128, 128, 0]
+    np.testing.assert_array_equal(PALETTE[8:], VOC_PALETTE[8:])
     assert len({tuple(c) for c in PALETTE}) == 256  # every class its own colour
     with pytest.raises(ValueError):
         PALETTE[0, 0] = 1  # read-only, so nobody changes the colours by accident
@@ -409,3 +418,177 @@ def test_import_does_not_load_matplotlib():
 def test_all_names_exist():
     for name in viz.__all__:
         assert hasattr(viz, name)
+
+
+# --------------------------------------------------------------------------- classes, instances, clusters
+
+
+def test_overlay_keeps_the_class_hue_over_an_object_of_another_colour():
+    # a slate-blue triangle under the (blue) triangle label used to turn grey when the label
+    # colour was mixed with the object's own colour; now it is mixed with its brightness
+    blue_object = np.zeros((4, 4, 3))
+    blue_object[...] = (0.40, 0.47, 0.76)
+    labels = np.full((4, 4), 1)  # class 1 is vermillion: its hue must survive on a blue object
+    rendered = _render_full(lambda ax: overlay(blue_object, labels, alpha=0.6, ax=ax, legend=False), (4, 4))
+    gray = 0.2125 * 0.40 + 0.7154 * 0.47 + 0.0721 * 0.76
+    expected = 0.4 * gray * 255 + 0.6 * PALETTE[1].astype(float)
+    assert np.abs(rendered - expected).max() <= 2
+    r, g, b = rendered[0, 0]
+    assert r > g > b  # still red-orange, not grey
+
+
+def test_show_labels_legend_names_every_class_present_in_its_colour():
+    image, labels = make_scene(seed=0)
+    ax = show_labels(labels, class_names=CLASS_NAMES, title="classes")
+    assert _legend_texts(ax) == list(CLASS_NAMES) and ax.get_title() == "classes"
+    for patch, value in zip(ax.get_legend().get_patches(), range(4)):
+        np.testing.assert_allclose(patch.get_facecolor()[:3], PALETTE[value] / 255)
+    np.testing.assert_array_equal(ax.images[0].get_array(), label_to_rgb(labels))
+
+
+def test_show_instances_uses_its_own_scheme_and_numbers_every_object():
+    from segtutor.data import make_instance_scene
+
+    scene = make_instance_scene(seed=2, touching=True, n_objects=6)
+    ax = show_instances(scene["masks"])
+    n = len(scene["masks"])
+    assert sorted(t.get_text() for t in ax.texts) == sorted(str(i) for i in range(1, n + 1))
+    rgb = np.asarray(ax.images[0].get_array())
+    colors = viz.instance_colors(n)
+    for i, mask in enumerate(scene["masks"]):
+        np.testing.assert_allclose(rgb[mask], np.broadcast_to(colors[i], rgb[mask].shape))
+        x, y = next((t.get_position() for t in ax.texts if t.get_text() == str(i + 1)))
+        assert mask[int(y), int(x)]  # the number sits on its object
+    class_colours = PALETTE[:8] / 255
+    assert np.min(np.abs(colors[:, None, :] - class_colours[None]).sum(axis=2)) > 0.05  # never a class colour
+    np.testing.assert_allclose(rgb[~scene["masks"].any(axis=0)][0], viz._INSTANCE_BG)
+    same = show_instances(np.argmax(np.concatenate([np.zeros((1,) + scene["masks"].shape[1:]), scene["masks"]]), 0))
+    np.testing.assert_array_equal(same.images[0].get_array(), rgb)  # an id map draws the same
+
+
+def test_instance_colours_of_consecutive_ids_are_far_apart():
+    colors = viz.instance_colors(8)
+    assert len({tuple(np.round(c, 6)) for c in colors}) == 8
+    assert min(np.abs(colors[i] - colors[i + 1]).sum() for i in range(7)) > 0.3
+
+
+def test_show_clusters_paints_each_cluster_with_its_mean_colour():
+    rng = np.random.default_rng(3)
+    image = rng.random((10, 12, 3))
+    clusters = rng.integers(0, 3, (10, 12))
+    ax = show_clusters(image, clusters, names={0: "a", 1: "b", 2: "c"})
+    rgb = np.asarray(ax.images[0].get_array())
+    for c in range(3):
+        np.testing.assert_allclose(rgb[clusters == c], np.broadcast_to(image[clusters == c].mean(axis=0),
+                                                                        rgb[clusters == c].shape))
+    assert _legend_texts(ax) == [f"{n}: {int((clusters == c).sum())} px" for c, n in enumerate("abc")]
+    uint8 = (image * 255).astype(np.uint8)
+    np.testing.assert_allclose(viz.cluster_colors(uint8, clusters)[1], uint8[clusters == 1].mean(axis=0) / 255)
+
+
+def test_feature_scatter_samples_each_class_and_counts_all_of_it():
+    rng = np.random.default_rng(0)
+    X = rng.random((1000, 3))
+    labels = np.where(np.arange(1000) < 950, 0, 2)
+    ax = feature_scatter(X, labels, dims=(0, 2), axis_names="RGB", class_names=CLASS_NAMES, max_per_class=100)
+    assert _legend_texts(ax) == ["background (950 px)", "square (50 px)"]
+    assert [len(c.get_offsets()) for c in ax.collections] == [100, 50]
+    assert ax.get_xlabel() == "R" and ax.get_ylabel() == "B"
+    np.testing.assert_allclose(ax.collections[1].get_facecolor()[0][:3], PALETTE[2] / 255)
+    with pytest.raises(ValueError, match="one entry per sample"):
+        feature_scatter(X, labels[:10])
+    with pytest.raises(ValueError, match="dims must be <= 2"):
+        feature_scatter(X, labels, dims=(0, 5))
+
+
+def test_contour_overlay_marks_points():
+    image = np.zeros((10, 10))
+    ax = contour_overlay(image, np.eye(10, dtype=bool), points=[(2, 3), (7, 1)], points_label="seeds")
+    line = ax.get_lines()[0]
+    np.testing.assert_array_equal(line.get_xdata(), [3, 1])
+    np.testing.assert_array_equal(line.get_ydata(), [2, 7])
+    assert "seeds" in _legend_texts(ax)
+
+
+# --------------------------------------------------------------------------- unusual input
+
+
+def test_show_grid_takes_one_rgb_image_as_one_panel():
+    image, _ = make_scene(size=32, max_size=12, seed=0)
+    fig = show_grid(image)  # used to become 32 panels, one per row
+    assert len([ax for ax in fig.axes if ax.images]) == 1
+    assert np.asarray(fig.axes[0].images[0].get_array()).shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize("channels", [2, 5])
+def test_plot_histogram_refuses_channels_it_cannot_name(channels):
+    with pytest.raises(ValueError, match=f"got {channels} channels"):
+        plot_histogram(np.zeros((4, 4, channels)))
+
+
+def test_plot_histogram_drops_alpha_and_bins_integers_by_value():
+    rgba = np.random.default_rng(0).integers(0, 256, (8, 8, 4)).astype(np.uint8)
+    assert len(plot_histogram(rgba).patches) == 3
+    image = np.array([[3, 3, 5, 9]], dtype=np.uint8)
+    values, edges = plot_histogram(image).patches[0].get_data()[:2]
+    np.testing.assert_array_equal(edges, np.arange(3, 11) - 0.5)  # one bin per value, none empty in between
+    np.testing.assert_array_equal(values, [2, 0, 1, 0, 0, 0, 1])
+
+
+def test_masked_arrays_are_refused():
+    masked = np.ma.masked_array(np.zeros((3, 3)), mask=np.eye(3, dtype=bool))
+    with pytest.raises(TypeError, match="masked array with 3 masked value"):
+        show_grid([masked])
+
+
+# --------------------------------------------------------------------------- pictures of a failed check
+
+
+def test_diff_figure_one_colour_scale_frames_and_a_legend():
+    expected = np.zeros((6, 7), dtype=np.int64)
+    expected[1:4, 1:4], expected[4:, 4:] = 1, 3
+    got = expected.copy()
+    got[1, 1], got[0, 6] = 2, 3
+    fig = viz.diff_figure(expected, got, title="case 'x'")
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["expected", "yours", "difference"] and fig.get_suptitle() == "case 'x'"
+    left, right = (np.asarray(ax.images[0].get_array()) for ax in axes[:2])
+    same = expected == got
+    np.testing.assert_allclose(left[same], right[same])  # one colour per value, in both panels
+    np.testing.assert_allclose(right[0, 6], PALETTE[3] / 255)
+    assert _legend_texts(axes[1]) == ["label 0", "label 1", "label 2", "label 3"]
+    assert all(ax.axison and ax.spines["left"].get_visible() for ax in axes)  # framed
+    mask = expected > 0
+    fig = viz.diff_figure(mask, ~mask)
+    assert _legend_texts(fig.axes[1]) == ["False (background)", "True (foreground)"]
+    with pytest.raises(ValueError, match="NaN"):
+        viz.diff_figure(expected, np.full((6, 7), np.nan))
+
+
+def _pictures_of_a_failed_check(monkeypatch, exercise_id, func):
+    import IPython
+
+    from segtutor import exercises
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())  # as in a notebook
+    monkeypatch.setattr(plt, "show", lambda *a, **k: None)
+    plt.close("all")
+    with pytest.raises(exercises.ExerciseFailed):
+        exercises.check(exercise_id, func)
+    return [plt.figure(n) for n in plt.get_fignums()]
+
+
+def test_a_failed_check_draws_masks_and_label_maps_only(monkeypatch):
+    figures = _pictures_of_a_failed_check(monkeypatch, "classical.region_grow",
+                                          lambda image, seed, tolerance: np.zeros(np.shape(image)[:2], bool))
+    assert len(figures) == 1 and [ax.get_title() for ax in figures[0].axes] == ["expected", "yours", "difference"]
+    figures = _pictures_of_a_failed_check(monkeypatch, "classical.multi_threshold",
+                                          lambda image, thresholds: np.digitize(image, thresholds))
+    assert len(figures) == 1 and "label 1" in _legend_texts(figures[0].axes[1])
+    # not a picture of a segmentation: features (an (n, C) float array), a number, a NaN
+    assert _pictures_of_a_failed_check(monkeypatch, "cluster.pixel_features",
+                                       lambda image, use_position=False, position_weight=1.0:
+                                       np.zeros((np.shape(image)[0] * np.shape(image)[1], 5))) == []
+    assert _pictures_of_a_failed_check(monkeypatch, "metrics.iou", lambda a, b: float("nan")) == []
+    assert _pictures_of_a_failed_check(monkeypatch, "classical.region_grow",
+                                       lambda image, seed, tolerance: np.full(np.shape(image)[:2], np.nan)) == []

@@ -480,7 +480,7 @@ def check(exercise_id: str, func: Callable, *, hidden_seed: int | None = None) -
     >>> from segtutor import exercises
     >>> from segtutor.metrics import iou
     >>> exercises.check("metrics.iou", iou).passed
-    ✓ IoU of two masks: all 4 cases match the reference.
+    ✓ IoU of two masks: all 5 cases match the reference.
     True
     """
     __tracebackhide__ = True  # IPython and pytest hide this frame

@@ -50,7 +50,8 @@ def _open(args) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"segtutor open: {exc}", file=sys.stderr)
         return 1
-    print(f"Your workspace: {folder}" + (" (new)" if report.created else ""))
+    print(f"Your workspace: {folder}" + (" (new)" if report.created else "")
+          + f", with the student versions of the lessons in {lessons}")
     for line in report.lines:
         print(f"  {line}")
     if args.solutions:
