@@ -32,11 +32,12 @@ def printed_text(outputs) -> str:
         kind = output.get("output_type")
         if kind == "stream":
             parts.append(output.get("text", ""))
-        elif kind in ("execute_result", "display_data"):
+        elif kind == "display_data":
+            # Explicit displays only. A cell's result (execute_result) is left out: nbval runs
+            # cells without history, so IPython does not suppress a result after a trailing
+            # ";" there as Jupyter does, and "<Axes ...>"/"Text(...)" would differ from a real run.
             data = output.get("data", {})
             text = data.get("text/plain", "")
-            # Object reprs such as "<Axes: ...>" are left out: nbval runs cells without history,
-            # so IPython does not suppress a result after a trailing ";" there as it does in Jupyter.
             if text and "image/png" not in data and not (text.startswith("<") and text.endswith(">")):
                 parts.append(text)
         elif kind == "error":
