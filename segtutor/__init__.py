@@ -17,11 +17,14 @@ module                      what it holds                                     le
 ``segtutor.training``       training loop helpers, checkpoint cache           04–06
 ``segtutor.weak``           pseudo-masks from bounding boxes                  05
 ``segtutor.maskrcnn``       Mask R-CNN on small images, COCO metrics          06
+``segtutor.datasets``       PASCAL VOC, Oxford-IIIT Pet, PennFudan loaders    04–06 on hubs
+``segtutor.profiles``       quick (CPU, synthetic) or full (GPU, real data)   all
 ``segtutor.widgets``        interactive widgets of the lessons                all
 ``segtutor.paths``          where lessons, data, caches and weights are       all
 ``segtutor.exercises``      graded exercises: checks, hints, references       learners
 ``segtutor.grading``        student release and sandboxed autograding         instructors
-``segtutor.tools``          the ``segtutor`` command: open, doctor, bench     everyone
+``segtutor.tools``          the ``segtutor`` command: open, doctor, bench,    everyone
+                            fetch
 ==========================  ================================================  ==============
 
 Each module is imported on first use, so ``import segtutor`` is quick and never

@@ -36,6 +36,7 @@ __all__ = [
     "OKABE_ITO",
     "VOC_PALETTE",
     "label_to_rgb",
+    "as_rgb_float",
     "overlay",
     "contour_overlay",
     "show_labels",
@@ -134,8 +135,18 @@ def _check_palette(palette) -> np.ndarray:
     return array.astype(np.uint8)
 
 
-def _as_rgb_float(image: np.ndarray) -> np.ndarray:
-    """Any grayscale or colour image as float RGB in [0, 1], for display."""
+def as_rgb_float(image: np.ndarray) -> np.ndarray:
+    """Any grayscale or colour image as float RGB in [0, 1], for display.
+
+    Booleans become 0/1; integers in 0..255 are divided by 255; anything else outside
+    [0, 1] is stretched to it; gray images are repeated over three channels and an
+    alpha channel is dropped.
+
+    Examples
+    --------
+    >>> as_rgb_float(np.array([[0, 255]], dtype=np.uint8))[0, 1]
+    array([1., 1., 1.])
+    """
     image = np.asarray(image)
     if image.dtype == bool:
         out = image.astype(float)
@@ -293,7 +304,7 @@ def overlay(image, labels, *, alpha=0.5, class_names=None, ax=None, legend=True,
     alpha = as_float(alpha, "alpha", minimum=0, maximum=1)
     class_names = _check_class_names(class_names)
     colors = label_to_rgb(labels).astype(float) / 255
-    rgb = _as_rgb_float(image)
+    rgb = as_rgb_float(image)
     tinted = labels > 0
     blended = rgb.copy()
     # Blend the class colour over the image's *brightness*, not its colours: a blue
@@ -379,7 +390,7 @@ def contour_overlay(image, masks_or_labels, *, ax=None, colors=None, linewidth=1
     colors = _region_colors(colors, len(masks), default)
 
     ax = _axes(ax)
-    ax.imshow(_as_rgb_float(image), interpolation="nearest")
+    ax.imshow(as_rgb_float(image), interpolation="nearest")
     height, width = image.shape[:2]
     # pad so that regions touching the border get a closed outline
     ys = np.arange(-1, height + 1)
@@ -591,7 +602,7 @@ def cluster_colors(image, clusters) -> np.ndarray:
     image = as_image(image, "image")
     clusters = as_label_map(clusters, "clusters")
     _same_size(image, clusters.shape, "clusters")
-    rgb = _as_rgb_float(image).reshape(-1, 3)
+    rgb = as_rgb_float(image).reshape(-1, 3)
     ids, inverse = np.unique(clusters.ravel(), return_inverse=True)
     if ids[-1] >= 100_000:
         raise ValueError(f"clusters must be numbered below 100000; found {int(ids[-1])}")
@@ -822,7 +833,7 @@ def show_grid(images, titles=None, *, ncols=4, cmap=None, size=3.0, suptitle=Non
             vmin, vmax = _gray_range(gray)
             ax.imshow(gray, cmap=cmap or "gray", vmin=vmin, vmax=vmax, interpolation="nearest")
         else:
-            ax.imshow(_as_rgb_float(image), interpolation="nearest")
+            ax.imshow(as_rgb_float(image), interpolation="nearest")
         if titles is not None and titles[i] is not None:
             ax.set_title(str(titles[i]))
     if suptitle is not None:

@@ -51,6 +51,15 @@ Widgets
     local threshold on uneven lighting (lesson 01).
 :class:`KMeansExplorer`
     k and the position weight of k-means, clusters in their mean colour, mIoU (lesson 02).
+:class:`DetectionExplorer`
+    Mask R-CNN's detections with a score-threshold slider and toggles for boxes,
+    masks and labels (lesson 06).
+:class:`FCNExplorer`
+    validation scenes through FCN-32s, FCN-16s and FCN-8s side by side, a slider over the
+    scenes and a zoom on the boundaries (lesson 04).
+:class:`WeakLabelExplorer`
+    a training scene's boxes, each kind of pseudo-mask made from them and the true masks,
+    a slider over the scenes (lesson 05).
 """
 
 from __future__ import annotations
@@ -64,8 +73,8 @@ import numpy as np
 from segtutor._checks import as_int, describe
 
 __all__ = [
-    "Explorer", "FeatureMapExplorer", "KMeansExplorer", "LabelMapExplorer",
-    "LocalThresholdExplorer", "ThresholdExplorer",
+    "DetectionExplorer", "Explorer", "FeatureMapExplorer", "KMeansExplorer", "LabelMapExplorer",
+    "LocalThresholdExplorer", "ThresholdExplorer", "FCNExplorer", "WeakLabelExplorer",
 ]
 
 
@@ -457,6 +466,148 @@ class FeatureMapExplorer(Explorer):
         controls["channel"].value = self.channel
         controls["model"].value = self.model_name
         controls["image"].value = self.image_name
+
+
+class DetectionExplorer(Explorer):
+    """Mask R-CNN's detections on an image, with a score threshold and what to draw.
+
+    Parameters
+    ----------
+    image : ndarray (H, W, 3)
+    prediction : dict
+        One image's detections from :func:`segtutor.maskrcnn.predict` (``boxes``,
+        ``labels``, ``scores``, ``masks``).
+    score_threshold : float
+        Detections with a score below it are hidden.
+    boxes, masks, labels : bool
+        Draw the boxes, the masks (tinted, one colour per instance), the class
+        and score labels.
+
+    Examples
+    --------
+    >>> from segtutor import maskrcnn
+    >>> scene = maskrcnn.instance_scenes(1, seed=3)[0]
+    >>> truth = dict(scene, scores=np.linspace(1.0, 0.2, len(scene["labels"])))
+    >>> explorer = DetectionExplorer(scene["image"], truth, score_threshold=0.5)
+    >>> explorer.n_shown == int((truth["scores"] >= 0.5).sum())
+    True
+    >>> explorer.set(score_threshold=0.0, masks=False).shape
+    (96, 96, 3)
+    >>> explorer.n_shown == len(scene["labels"]), explorer.png()[:4]
+    (True, b'\\x89PNG')
+    """
+
+    figsize = (4.6, 4.4)
+    dpi = 90
+
+    def __init__(self, image, prediction, *, score_threshold=0.5, boxes=True, masks=True, labels=True):
+        from segtutor import maskrcnn
+
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image must be an RGB image (H, W, 3); got shape {image.shape}")
+        if not isinstance(prediction, Mapping) or not {"boxes", "labels", "scores", "masks"} <= set(prediction):
+            raise TypeError("prediction must be one image's dict from maskrcnn.predict "
+                            "(boxes, labels, scores, masks)")
+        scores = np.asarray(prediction["scores"], dtype=float).reshape(-1)
+        pred_masks = np.asarray(prediction["masks"])
+        if pred_masks.shape != (len(scores),) + image.shape[:2]:
+            raise ValueError(f"prediction masks must have shape (N, H, W) = ({len(scores)}, {image.shape[0]}, "
+                             f"{image.shape[1]}); got {pred_masks.shape}")
+        self._maskrcnn = maskrcnn
+        self.image = image
+        self.scores = scores
+        self.boxes_xyxy = maskrcnn.check_boxes(prediction["boxes"], "boxes")
+        self.class_ids = np.asarray(prediction["labels"]).reshape(-1)
+        self.pred_masks = pred_masks
+        self.score_threshold = 0.5
+        self.show_boxes = self.show_masks = self.show_labels = True
+        super().__init__()
+        self.set(score_threshold=score_threshold, boxes=boxes, masks=masks, labels=labels)
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def shown(self) -> np.ndarray:
+        """Indices of the detections above the threshold."""
+        return np.flatnonzero(self.scores >= self.score_threshold)
+
+    @property
+    def n_shown(self) -> int:
+        return len(self.shown)
+
+    def canvas(self) -> np.ndarray:
+        """The image with the shown masks tinted (float RGB in [0, 1])."""
+        return self._maskrcnn.overlay_instances(self.image, self.pred_masks if self.show_masks else None, self.shown)
+
+    def set(self, *, score_threshold=None, boxes=None, masks=None, labels=None) -> np.ndarray:
+        """Change the threshold or what is drawn; returns the tinted image on show."""
+        from segtutor._checks import as_float
+
+        if score_threshold is not None:
+            self.score_threshold = as_float(score_threshold, "score_threshold", minimum=0, maximum=1)
+        for name, value in (("boxes", boxes), ("masks", masks), ("labels", labels)):
+            if value is not None:
+                if not isinstance(value, (bool, np.bool_)):
+                    raise TypeError(f"{name} must be True or False, got {describe(value)}")
+                setattr(self, f"show_{name}", bool(value))
+        if self._figure is not None:
+            self.refresh()
+        return self.canvas()
+
+    def __repr__(self):
+        return (f"DetectionExplorer(score_threshold={self.score_threshold:g}, boxes={self.show_boxes}, "
+                f"masks={self.show_masks}, labels={self.show_labels}; {self.n_shown} of {len(self.scores)} shown)")
+
+    # -- drawing -------------------------------------------------------------------------
+    def _draw(self, fig):
+        from matplotlib.patches import Rectangle
+
+        maskrcnn = self._maskrcnn
+        self._ax = fig.subplots()
+        self._shown_image = self._ax.imshow(self.canvas(), interpolation="nearest")
+        self._ax.set_xticks([])
+        self._ax.set_yticks([])
+        self._patches, self._texts = [], []
+        for k, (x0, y0, x1, y1) in enumerate(self.boxes_xyxy):
+            patch = Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=1.5)
+            self._ax.add_patch(patch)
+            text = self._ax.text(x0 - 0.5, y0 - 1.0, f"{maskrcnn.CLASS_NAMES[int(self.class_ids[k])]} "
+                                 f"{self.scores[k]:.2f}", fontsize=7, va="bottom",
+                                 bbox={"edgecolor": "none", "pad": 1, "alpha": 0.9})
+            self._patches.append(patch)
+            self._texts.append(text)
+
+    def _update(self):
+        maskrcnn = self._maskrcnn
+        self._shown_image.set_data(self.canvas())
+        rank = {int(k): r for r, k in enumerate(self.shown)}
+        for k, (patch, text) in enumerate(zip(self._patches, self._texts)):
+            on = k in rank
+            color = maskrcnn.instance_color(rank.get(k, 0))
+            patch.set_edgecolor(color)
+            text.get_bbox_patch().set_facecolor(color)
+            text.set_color(maskrcnn.text_color(color))
+            patch.set_visible(on and self.show_boxes)
+            text.set_visible(on and self.show_labels)
+        self._ax.set_title(f"{self.n_shown} of {len(self.scores)} detections with score >= "
+                           f"{self.score_threshold:.2f}", fontsize=10)
+
+    def _controls(self):
+        import ipywidgets
+
+        return [
+            ("score_threshold", ipywidgets.FloatSlider(value=self.score_threshold, min=0.0, max=1.0, step=0.05,
+                                                       description="min score", continuous_update=False)),
+            ("boxes", ipywidgets.Checkbox(value=self.show_boxes, description="boxes")),
+            ("masks", ipywidgets.Checkbox(value=self.show_masks, description="masks")),
+            ("labels", ipywidgets.Checkbox(value=self.show_labels, description="labels")),
+        ]
+
+    def _sync_controls(self, controls):
+        controls["score_threshold"].value = self.score_threshold
+        controls["boxes"].value = self.show_boxes
+        controls["masks"].value = self.show_masks
+        controls["labels"].value = self.show_labels
 
 
 # -- lessons 00-02 -----------------------------------------------------------------------------
@@ -867,3 +1018,292 @@ class LabelMapExplorer(Explorer):
             ("col", ipywidgets.IntSlider(value=self.col, min=0, max=width - 1, description="column")),
             ("shift", ipywidgets.IntSlider(value=self.shift, min=0, max=max(1, width // 2), description="shift")),
         ]
+
+
+class FCNExplorer(Explorer):
+    """Validation scenes through several FCNs side by side, one scene at a time (lesson 04).
+
+    Panels: the scene with its ground truth, then each model's prediction (class
+    colours of :data:`segtutor.viz.PALETTE`), titled with that scene's mIoU and
+    boundary F-score. A slider picks the scene; a check box enlarges the window
+    with the most true boundary pixels. Predictions are computed once, when the
+    explorer is made.
+
+    Parameters
+    ----------
+    models : mapping
+        ``{name: FCN}``, or the runs of :func:`segtutor.fcn.train_variants`
+        (``{"32s": {"model": ...}, ...}``; names become ``"FCN-32s"``, ...).
+    images : ndarray (N, H, W, 3)
+        Float in [0, 1] or uint8.
+    labels : ndarray (N, H, W)
+        The true class of every pixel, 0..3.
+    index : int
+        Scene shown first.
+    zoom : bool
+        Start enlarged on the boundaries.
+
+    Examples
+    --------
+    >>> from segtutor import fcn
+    >>> images, labels = fcn.scenes(3, seed=2)
+    >>> explorer = FCNExplorer({"untrained": fcn.build_model()}, images, labels)
+    >>> explorer.set(index=2).shape
+    (1, 96, 96)
+    >>> explorer.png()[:4]
+    b'\\x89PNG'
+    """
+
+    figsize = (9.6, 3.0)
+
+    def __init__(self, models, images, labels, *, index=0, zoom=False):
+        from segtutor import fcn, metrics
+
+        if not isinstance(models, Mapping) or not models:
+            raise TypeError(f"models must be a non-empty dict {{name: FCN}} or the runs of "
+                            f"fcn.train_variants, got {describe(models)}")
+        named = {}
+        for name, value in models.items():
+            if isinstance(value, Mapping) and "model" in value:
+                name, value = f"FCN-{name}", value["model"]
+            if not hasattr(value, "forward"):
+                raise TypeError(f"models[{name!r}] must be an FCN (torch.nn.Module), got {describe(value)}")
+            named[str(name)] = value
+        images = np.asarray(images)
+        labels = np.asarray(labels)
+        if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
+            raise ValueError(f"images must be a non-empty stack of RGB images (N, H, W, 3); got shape {images.shape}")
+        if labels.shape != images.shape[:3]:
+            raise ValueError(f"labels must have shape {images.shape[:3]} (one label map per image); got {labels.shape}")
+        self.images, self.labels = images, labels.astype(np.int64)
+        self.names = list(named)
+        self.predictions = np.stack([fcn.predict(model, images) for model in named.values()], axis=1)
+        num_classes = int(max(self.labels.max(), self.predictions.max())) + 1
+        self.scores = np.array([[(metrics.mean_iou(p, t, num_classes), metrics.boundary_f1(p, t))
+                                 for p in preds] for preds, t in zip(self.predictions, self.labels)])
+        self.index = 0
+        self.zoom = False
+        super().__init__()
+        self.set(index=index, zoom=zoom)
+
+    @property
+    def n_images(self) -> int:
+        return len(self.images)
+
+    def set(self, *, index=None, zoom=None) -> np.ndarray:
+        """Pick the scene and the zoom; returns the predictions on show, (models, H, W)."""
+        if index is not None:
+            index = as_int(index, "index", minimum=0)
+            if index >= self.n_images:
+                raise ValueError(f"index must be 0..{self.n_images - 1}; got {index}")
+            self.index = index
+        if zoom is not None:
+            if not isinstance(zoom, (bool, np.bool_)):
+                raise TypeError(f"zoom must be True or False, got {describe(zoom)}")
+            if bool(zoom) != self.zoom and self._figure is not None:
+                self._invalidate()  # the axes' limits change
+            self.zoom = bool(zoom)
+        if self._figure is not None:
+            self.refresh()
+        return self.predictions[self.index]
+
+    def window(self):
+        """``(top, left, height, width)`` of the enlarged window of the current scene."""
+        from segtutor.fcn import boundary_window
+
+        return boundary_window(self.labels[self.index], 20)
+
+    def _rgb(self, labels):
+        from segtutor import viz
+
+        if getattr(self, "_image_index", None) != self.index:
+            self._image = viz.as_rgb_float(self.images[self.index]).astype(np.float32)
+            self._image_index = self.index
+        colours = (viz.PALETTE[np.clip(labels, 0, len(viz.PALETTE) - 1)] / np.float32(255)).astype(np.float32)
+        return np.where((labels > 0)[..., None], 0.4 * self._image + 0.6 * colours, self._image)
+
+    def __repr__(self):
+        return f"FCNExplorer(models={self.names}, scene {self.index} of {self.n_images}, zoom={self.zoom})"
+
+    def _draw(self, fig):
+        from matplotlib.patches import Patch
+
+        from segtutor import data, viz
+
+        axes = fig.subplots(1, len(self.names) + 1)
+        self._axes = list(np.ravel(axes))
+        self._shown = []
+        for ax in self._axes:
+            self._shown.append(ax.imshow(self._rgb(self.labels[self.index]), interpolation="nearest"))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(" \n ", fontsize=9)
+        handles = [Patch(facecolor=viz.PALETTE[c] / 255, label=name) for c, name in enumerate(data.CLASS_NAMES)
+                   if c > 0]
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
+
+    def _dynamic_artists(self):
+        return self._shown + [ax.title for ax in self._axes]
+
+    def _update(self):
+        panels = [self.labels[self.index]] + list(self.predictions[self.index])
+        titles = [f"scene {self.index}: ground truth\n "] + [
+            f"{name}\nmIoU {miou:.2f}, boundary F {bf:.2f}"
+            for name, (miou, bf) in zip(self.names, self.scores[self.index])]
+        top, left, height, width = self.window() if self.zoom else (0, 0) + self.labels.shape[1:]
+        for ax, shown, labels, title in zip(self._axes, self._shown, panels, titles):
+            shown.set_data(self._rgb(labels))
+            ax.set_title(title, fontsize=9)
+            ax.set_xlim(left - 0.5, left + width - 0.5)
+            ax.set_ylim(top + height - 0.5, top - 0.5)
+
+    def _controls(self):
+        import ipywidgets
+
+        return [
+            ("index", ipywidgets.IntSlider(value=self.index, min=0, max=self.n_images - 1, description="scene")),
+            ("zoom", ipywidgets.Checkbox(value=self.zoom, description="zoom on boundaries")),
+        ]
+
+    def _sync_controls(self, controls):
+        controls["index"].value = self.index
+        controls["zoom"].value = self.zoom
+
+
+class WeakLabelExplorer(Explorer):
+    """Training scenes with their boxes, each kind of pseudo-mask and the truth, one scene at a time (lesson 05).
+
+    Panels: the scene with its boxes (yellow frames), then each pseudo-mask tinted over
+    the scene (ignored pixels striped grey, :func:`segtutor.weak.tinted`), titled with
+    its mIoU against the truth on the pixels it labels and the share it labels, and
+    last the true label map. A slider picks the scene.
+
+    Parameters
+    ----------
+    scenes : dict
+        From :func:`segtutor.weak.instance_scenes`: ``images``, ``truth``, ``boxes``.
+    pseudo : mapping
+        ``{name: label maps (N, H, W)}``, with 255 where a pseudo-mask is unsure.
+    index : int
+        Scene shown first.
+
+    Examples
+    --------
+    >>> from segtutor import weak
+    >>> scenes = weak.instance_scenes(2, seed=5)
+    >>> explorer = WeakLabelExplorer(scenes, {"filled box": weak.pseudo_labels(scenes, "box")})
+    >>> explorer.set(index=1).shape
+    (1, 96, 96)
+    >>> explorer.png()[:4]
+    b'\\x89PNG'
+    """
+
+    figsize = (9.6, 2.8)
+
+    def __init__(self, scenes, pseudo, *, index=0):
+        from segtutor import weak
+
+        if not isinstance(scenes, Mapping) or not {"images", "truth", "boxes"} <= set(scenes):
+            raise TypeError(f"scenes must be the dict of weak.instance_scenes (images, truth, boxes), "
+                            f"got {describe(scenes)}")
+        if not isinstance(pseudo, Mapping) or not pseudo:
+            raise TypeError(f"pseudo must be a non-empty dict {{name: label maps (N, H, W)}}, got {describe(pseudo)}")
+        self.images = np.asarray(scenes["images"])
+        self.truth = np.asarray(scenes["truth"])
+        self.boxes = [weak.check_boxes(b, self.images.shape[1:3]) for b in scenes["boxes"]]
+        if self.images.ndim != 4 or len(self.images) == 0 or self.truth.shape != self.images.shape[:3]:
+            raise ValueError(f"scenes must hold images (N, H, W, 3) and truth (N, H, W); got "
+                             f"{self.images.shape} and {self.truth.shape}")
+        self.names = [str(name) for name in pseudo]
+        maps = []
+        for name, value in pseudo.items():
+            value = np.asarray(value)
+            if value.shape != self.truth.shape:
+                raise ValueError(f"pseudo[{name!r}] must have shape {self.truth.shape}, got {value.shape}")
+            maps.append(value)
+        self.pseudo = np.stack(maps, axis=1)
+        self.scores = [[weak.pseudo_label_scores(p, t) if (p != weak.IGNORE_INDEX).any() else None
+                        for p in per_scene] for per_scene, t in zip(self.pseudo, self.truth)]
+        height, width = self.images.shape[1:3]
+        panel = self.figsize[0] / (len(self.names) + 2)  # the height of square panels, plus titles and legend
+        self.figsize = (self.figsize[0], round(0.95 * panel * height / width + 1.05, 2))
+        self.index = 0
+        super().__init__()
+        self.set(index=index)
+
+    @property
+    def n_images(self) -> int:
+        return len(self.images)
+
+    def set(self, *, index=None) -> np.ndarray:
+        """Pick the scene; returns its pseudo-masks, (kinds, H, W)."""
+        if index is not None:
+            index = as_int(index, "index", minimum=0)
+            if index >= self.n_images:
+                raise ValueError(f"index must be 0..{self.n_images - 1}; got {index}")
+            self.index = index
+        if self._figure is not None:
+            self.refresh()
+        return self.pseudo[self.index]
+
+    def _with_boxes(self):
+        image = np.asarray(self.images[self.index], dtype=float)
+        image = image / 255 if self.images.dtype == np.uint8 else image.copy()
+        yellow = (0.94, 0.89, 0.26)  # Okabe-Ito yellow
+        for x0, y0, x1, y1 in self.boxes[self.index]:
+            image[y0, x0:x1] = image[y1 - 1, x0:x1] = yellow
+            image[y0:y1, x0] = image[y0:y1, x1 - 1] = yellow
+        return image
+
+    def __repr__(self):
+        return f"WeakLabelExplorer(pseudo={self.names}, scene {self.index} of {self.n_images})"
+
+    def _draw(self, fig):
+        from segtutor import weak
+
+        axes = fig.subplots(1, len(self.names) + 2)
+        self._axes = list(np.ravel(axes))
+        self._shown = []
+        blank = np.zeros(self.images.shape[1:3] + (3,))
+        for ax in self._axes:
+            self._shown.append(ax.imshow(blank, interpolation="nearest"))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(" \n ", fontsize=9)
+        fig.legend(handles=_weak_legend(), loc="outside lower center",
+                   ncols=4, fontsize=8, frameon=False)
+
+    def _update(self):
+        from segtutor import weak
+
+        self._invalidate()  # titles change, so every render lays the figure out anew
+        image = self.images[self.index]
+        pictures = [self._with_boxes()] + [weak.tinted(image, p) for p in self.pseudo[self.index]]
+        pictures.append(weak.tinted(image, self.truth[self.index]))
+        titles = [f"scene {self.index}: image, boxes\n "]
+        for name, score in zip(self.names, self.scores[self.index]):
+            titles.append(f"{name}\n" + (f"mIoU {score['miou']:.2f}, {score['labelled']:.0%} labelled"
+                                         if score else "nothing labelled"))
+        titles.append("true masks\n ")
+        for ax, shown, picture, title in zip(self._axes, self._shown, pictures, titles):
+            shown.set_data(picture)
+            ax.set_title(title, fontsize=9)
+
+    def _controls(self):
+        import ipywidgets
+
+        return [("index", ipywidgets.IntSlider(value=self.index, min=0, max=self.n_images - 1, description="scene"))]
+
+    def _sync_controls(self, controls):
+        controls["index"].value = self.index
+
+
+def _weak_legend():
+    """Legend handles of :class:`WeakLabelExplorer`: the object classes and the ignored pixels."""
+    from matplotlib.patches import Patch
+
+    from segtutor import data, viz
+
+    handles = [Patch(facecolor=viz.PALETTE[c] / 255, label=name) for c, name in enumerate(data.CLASS_NAMES) if c]
+    handles.append(Patch(facecolor="0.55", edgecolor="white", hatch="////", label="ignored (255)"))
+    return handles

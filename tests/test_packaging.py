@@ -82,7 +82,7 @@ def _cli(*args, env=None):
 def test_cli_help_lists_every_command():
     out = _cli("--help")
     assert out.returncode == 0
-    for command in ("open", "doctor", "bench", "release", "grade"):
+    for command in ("open", "doctor", "fetch", "bench", "release", "grade"):
         assert command in out.stdout
 
 
@@ -96,7 +96,7 @@ def test_doctor_reports_versions_device_widgets_data_and_weights():
     out = _cli("doctor")
     assert out.returncode == 0, out.stderr
     for word in ("python", "torch", "torchvision", "jupyterlab", "ipywidgets", "nbgrader",
-                 "Device", "Widgets", "Sample images", "Pretrained", "Lessons"):
+                 "Device", "Widgets", "Sample images", "Pretrained", "Datasets", "Lessons"):
         assert word in out.stdout
     assert "not installed" not in out.stdout.split("Interpreter")[0].replace("nbval", "")
 
@@ -111,6 +111,27 @@ def test_doctor_finds_a_cached_weight_file(tmp_path, monkeypatch):
     report = doctor.collect()
     assert report["weights"]["resnet18"] is True and report["weights"]["vgg16"] is False
     assert "resnet18" in doctor.format_report(report)
+
+
+def test_hub_guide_is_linked_and_its_segtutor_commands_parse():
+    import shlex
+
+    from segtutor.tools import cli, fetch
+
+    assert "(docs/hub.md)" in (ROOT / "README.md").read_text()
+    guide = (ROOT / "docs" / "hub.md").read_text()
+    blocks = re.findall(r"```bash\n(.+?)```", guide, flags=re.S)
+    commands = [line.split("#", 1)[0].strip() for block in blocks for line in block.splitlines()]
+    commands = [shlex.split(c)[1:] for c in commands if c.startswith("segtutor ")]
+    assert {c[0] for c in commands} >= {"fetch", "release", "grade"}
+    parser = cli.build_parser()
+    for args in commands:
+        parsed = parser.parse_args(args)  # an unknown command or option exits here
+        if args[0] == "fetch":
+            fetch.plan(parsed.items)
+    # the items of the guide's table are the command's items
+    table = re.findall(r"^\| `(\w+)` \|", guide.split("segtutor fetch weights pennfudan", 1)[1], flags=re.M)
+    assert table == ["weights", "voc", "pet", "pennfudan"]
 
 
 def test_bench_rejects_an_unknown_section():

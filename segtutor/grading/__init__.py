@@ -8,7 +8,10 @@ module                 what it does
 ``nbgrader_pp``        nbgrader plumbing: sandboxed execution, clean-room grades, locks
 ``cleanroom``          one ``exercises.check`` re-run in a fresh sandboxed process
 ``runner``             the untrusted side of the clean room
-``sandbox``            resource limits and the privilege drop for student code
+``sandbox``            resource limits, the privilege drop, a user id per run for student code
+``isolation``          a run's private view of the machine (namespaces) and its cgroups
+``runtime``            the read-only Python runtime the sandbox user runs from
+``safehtml``           removing active content from graded notebooks (feedback, formgrader)
 ``process``            running a killable process and reading what it left, safely
 ``execute``            the plain notebook executor (bench, tests, release checks)
 =====================  ===========================================================

@@ -31,7 +31,6 @@ import dataclasses
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 from typing import Callable, Sequence
@@ -246,7 +245,7 @@ def _verdict_from_files(call, cases, workdir, result: LaunchResult, timeout) -> 
     if any(os.path.islink(p) or (os.path.exists(p) and not os.path.isfile(p)) for p in (out_json, out_npz)):
         # The untrusted process is gone by now (launch kills it), so this cannot change
         # before the grader reads: a link would make the grader read some other file.
-        return _failed(call, len(cases), "the results were not plain files (links are refused)")
+        return _failed(call, len(cases), "the results were not plain files (links, FIFOs and devices are refused)")
     if not (os.path.exists(out_json) and os.path.exists(out_npz)):
         code = result.returncode
         if code is not None and code < 0:

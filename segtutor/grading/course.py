@@ -18,8 +18,10 @@ Three steps, each also a ``segtutor`` subcommand (see ``docs/grading.md``):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import fcntl
 import glob
 import hashlib
 import json
@@ -27,16 +29,27 @@ import os
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 
-__all__ = ["GradingResult", "add_cli", "grade", "release", "setup_course"]
+from segtutor.grading.process import MAX_FILES, MAX_SUBMISSION_BYTES
+
+__all__ = ["GradingResult", "add_cli", "grade", "import_submissions", "release", "setup_course",
+           "student_id_problem"]
 
 DEFAULT_COURSE_ID = "segtutor"
 RAISES_TAG = "raises-exception"
 CSV_FIELDS = ["student", "assignment", "notebook", "cell", "exercise", "score", "max_score", "status", "reason"]
+#: CSV columns holding text (escaped against formula injection when written).
+_TEXT_FIELDS = ("student", "assignment", "notebook", "cell", "exercise", "status", "reason")
+#: Seconds a grading worker may take to import nbgrader and say it is ready.
+WORKER_STARTUP_TIMEOUT = 180
+#: Default cap on one submission's bytes in all, as the command line takes it (files: ``MAX_FILES``).
+MAX_SUBMISSION_SIZE = f"{MAX_SUBMISSION_BYTES // 2**20}M"
 
 _CONFIG_TEMPLATE = '''\
 # nbgrader configuration of the segtutor course (written by `segtutor grade`/`setup_course`).
@@ -63,7 +76,7 @@ def _lesson_paths(lessons) -> list:
     if isinstance(lessons, (str, os.PathLike)):
         lessons = os.fspath(lessons)
         if os.path.isdir(lessons):
-            paths = sorted(glob.glob(os.path.join(lessons, "*.ipynb")))
+            paths = sorted(glob.glob(os.path.join(glob.escape(lessons), "*.ipynb")))
         elif os.path.isfile(lessons):
             paths = [lessons]
         else:
@@ -94,6 +107,8 @@ def _file_sha(path: str) -> str:
 
 
 def _write_if_changed(path: str, data: bytes) -> bool:
+    if os.path.islink(path) or (os.path.lexists(path) and not os.path.isfile(path)):
+        os.remove(path)  # never write through a link (or into a FIFO) in the course folder
     if os.path.exists(path):
         with open(path, "rb") as fh:
             if fh.read() == data:
@@ -110,6 +125,107 @@ def _state_dir(course_dir: str, *parts) -> str:
     path = os.path.join(course_dir, ".segtutor", *parts)
     os.makedirs(path, exist_ok=True)
     return path
+
+
+# -- one grader at a time per course ---------------------------------------------------------
+
+_HELD_LOCKS: dict = {}
+
+
+class CourseBusy(RuntimeError):
+    """Another ``segtutor grade`` (or release) is working on this course."""
+
+
+@contextlib.contextmanager
+def course_lock(course_dir: str, what: str = "segtutor grade"):
+    """Hold the course's lock (``.segtutor/course.lock``) or fail at once with who holds it.
+
+    Re-entrant within a process (``grade`` sets the course up under its own lock).
+    """
+    course_dir = os.path.abspath(os.fspath(course_dir))
+    if course_dir in _HELD_LOCKS:
+        _HELD_LOCKS[course_dir][1] += 1
+        try:
+            yield
+        finally:
+            _HELD_LOCKS[course_dir][1] -= 1
+        return
+    path = os.path.join(_state_dir(course_dir), "course.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            holder = os.pread(fd, 300, 0).decode(errors="replace").strip()
+        finally:
+            os.close(fd)
+        raise CourseBusy(
+            f"another grading run is working on {course_dir} ({holder or 'a process that holds its lock'}); "
+            "wait until it finishes (two at once would grade the same submissions and overwrite each "
+            "other's results)") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{what}, pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+    _HELD_LOCKS[course_dir] = [fd, 1]
+    try:
+        yield
+    finally:
+        del _HELD_LOCKS[course_dir]
+        os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+# -- student ids -----------------------------------------------------------------------------
+
+
+def student_id_problem(name: str) -> str | None:
+    """``None`` if ``name`` can be a student id, else why it cannot.
+
+    Names are used literally (``alice[1]`` is a name, not a pattern). Refused:
+    empty or very long names, leading/trailing spaces or dot, path separators,
+    control characters, and the wildcards ``*`` and ``?`` (nbgrader's own
+    commands would take them as patterns matching other students).
+
+    >>> student_id_problem("alice[1]") is None, student_id_problem("=1+2") is None
+    (True, True)
+    >>> student_id_problem("*")
+    'it holds * (a wildcard in nbgrader commands)'
+    """
+    if not isinstance(name, str) or not name:
+        return "it is empty"
+    if len(name) > 100:
+        return "it is longer than 100 characters"
+    if name != name.strip():
+        return "it begins or ends with white space"
+    if name.startswith("."):
+        return "it begins with a dot"
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        return "it holds control characters"
+    for ch in ("/", "\\"):
+        if ch in name:
+            return f"it holds {ch} (a path separator)"
+    for ch in ("*", "?"):
+        if ch in name:
+            return f"it holds {ch} (a wildcard in nbgrader commands)"
+    return None
+
+
+def _printable(text) -> str:
+    """``text`` with control characters (escape sequences, newlines) replaced by spaces."""
+    return "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in str(text))
+
+
+def _csv_cell(value):
+    """A text cell that a spreadsheet will not run: formulas (``= + - @``, tab, CR) get a leading quote.
+
+    >>> _csv_cell("=HYPERLINK(1)"), _csv_cell("-1+2"), _csv_cell("alice")
+    ("'=HYPERLINK(1)", "'-1+2", 'alice')
+    """
+    if not isinstance(value, str):
+        return value
+    if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        value = "'" + value
+    return _printable(value)
 
 
 class _Capture:
@@ -199,6 +315,11 @@ def setup_course(course_dir, lessons=None, course_id: str = DEFAULT_COURSE_ID, *
     _ensure_alembic()
     os.makedirs(course_dir, exist_ok=True)
     os.chmod(course_dir, 0o700)
+    with course_lock(course_dir, "segtutor release"):
+        return _setup_course(course_dir, lessons, course_id, force)
+
+
+def _setup_course(course_dir: str, lessons, course_id: str, force: bool) -> list:
     config = os.path.join(course_dir, "nbgrader_config.py")
     if not os.path.exists(config):
         with open(config, "w") as fh:
@@ -322,7 +443,8 @@ def release(lessons_dir=None, out_dir="release", course_dir=None) -> list:
 
 def _assignment_notebooks(course_dir: str, assignment: str) -> list:
     source = os.path.join(course_dir, "source", assignment)
-    names = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(source, "*.ipynb")))
+    found = glob.glob(os.path.join(glob.escape(source), "*.ipynb"))
+    names = sorted(os.path.splitext(os.path.basename(p))[0] for p in found)
     if not names:
         known = sorted(d for d in os.listdir(os.path.join(course_dir, "source"))
                        if os.path.isdir(os.path.join(course_dir, "source", d))) \
@@ -333,44 +455,101 @@ def _assignment_notebooks(course_dir: str, assignment: str) -> list:
     return names
 
 
-def import_submissions(course_dir: str, submissions: str, assignment: str) -> list:
+def _import(course_dir: str, submissions: str, assignment: str, *, max_files: int = MAX_FILES,
+            max_bytes: int | None = None):
+    """Import submissions; -> (students, {student: [notes]}, [notes about entries that are no student])."""
+    from segtutor.grading.process import copy_tree, hidden_entry
+    from segtutor.grading.sandbox import parse_size
+
+    max_bytes = int(max_bytes or parse_size(MAX_SUBMISSION_SIZE))
+    notebooks = _assignment_notebooks(course_dir, assignment)
+    students, per_student, general = [], {}, []
+    for entry in sorted(os.listdir(submissions)):
+        full = os.path.join(submissions, entry)
+        if entry.startswith("."):
+            continue
+        try:
+            st = os.lstat(full)
+        except OSError:
+            continue
+        link = None  # a link where the submission should be: the student is listed, with why nothing came in
+        if stat.S_ISLNK(st.st_mode):
+            student = entry[: -len(".ipynb")] if entry.endswith(".ipynb") and len(notebooks) == 1 else entry
+            link = f"{entry} is a symbolic link (not followed)"
+        elif stat.S_ISREG(st.st_mode) and entry.endswith(".ipynb"):
+            if len(notebooks) != 1:
+                continue
+            student = entry[: -len(".ipynb")]
+            folder, single = submissions, entry
+        elif stat.S_ISDIR(st.st_mode):
+            student, single = entry, None
+            inner = os.path.join(full, assignment)
+            try:
+                inner_st = os.lstat(inner)
+            except OSError:
+                inner_st = None
+            if inner_st is not None and stat.S_ISLNK(inner_st.st_mode):
+                link = f"{entry}/{assignment} is a symbolic link (not followed)"
+            folder = inner if inner_st is not None and stat.S_ISDIR(inner_st.st_mode) else full
+        else:
+            continue
+        why = student_id_problem(student)
+        if why is not None:
+            general.append(f"{entry!r} skipped: not a valid student id ({why})")
+            continue
+        dest = os.path.join(course_dir, "submitted", student, assignment)
+        for path in (os.path.dirname(dest), dest):
+            if os.path.islink(path):
+                os.remove(path)
+        if link is not None:
+            per_student[student] = [f"nothing imported: {link}"]
+            os.makedirs(dest, exist_ok=True)
+            students.append(student)
+            continue
+        files = {}
+
+        def keep(rel, data, files=files):
+            files[rel] = data
+
+        if single is not None:
+            done = copy_tree(folder, None, write=keep, max_files=max_files, max_bytes=max_bytes,
+                             ignore=lambda rel, is_dir, single=single: rel != single)
+            files = {f"{notebooks[0]}.ipynb": v for v in files.values()}
+        else:
+            done = copy_tree(folder, None, write=keep, max_files=max_files, max_bytes=max_bytes, ignore=hidden_entry)
+            ipynbs = [k for k in files if k.endswith(".ipynb") and os.sep not in k]
+            if len(notebooks) == 1 and len(ipynbs) == 1 and ipynbs[0] != f"{notebooks[0]}.ipynb":
+                files[f"{notebooks[0]}.ipynb"] = files.pop(ipynbs[0])
+        notes = done.notes(" not imported")
+        if notes:
+            per_student[student] = notes
+        for rel, data in files.items():
+            _write_if_changed(os.path.join(dest, rel), data)
+        os.makedirs(dest, exist_ok=True)
+        students.append(student)
+    return students, per_student, general
+
+
+def import_submissions(course_dir: str, submissions: str, assignment: str, *, max_files: int = MAX_FILES,
+                       max_size=MAX_SUBMISSION_SIZE, notes: list | None = None) -> list:
     """Copy submissions into the course's ``submitted/<student>/<assignment>/`` folder.
 
     Accepted layouts of ``submissions``: nbgrader's ``<student>/<assignment>/*.ipynb``,
     ``<student>/*.ipynb``, or flat ``<student>.ipynb`` files (one-notebook
-    assignments). Files are copied only when their content changed (symbolic
-    links are skipped). Returns the student ids found.
+    assignments). Only regular files are copied, following no symbolic link at
+    any level; at most ``max_files`` files and ``max_size`` bytes per student
+    (e.g. ``"100M"``). Folder names are student ids taken literally; names that
+    cannot be one (see :func:`student_id_problem`) are refused. Files are
+    written only when their content changed. What was skipped, and why, is
+    appended to ``notes`` (a list) when given. Returns the student ids found.
     """
-    notebooks = _assignment_notebooks(course_dir, assignment)
-    students = []
-    for entry in sorted(os.listdir(submissions)):
-        full = os.path.join(submissions, entry)
-        if entry.startswith(".") or os.path.islink(full):
-            continue
-        if os.path.isfile(full) and entry.endswith(".ipynb"):
-            if len(notebooks) != 1:
-                continue
-            student, files = entry[: -len(".ipynb")], {f"{notebooks[0]}.ipynb": full}
-        elif os.path.isdir(full):
-            student = entry
-            folder = os.path.join(full, assignment) if os.path.isdir(os.path.join(full, assignment)) else full
-            files = {}
-            for root, _dirs, names in os.walk(folder):
-                for name in names:
-                    path = os.path.join(root, name)
-                    if os.path.islink(path) or ".ipynb_checkpoints" in path:
-                        continue
-                    files[os.path.relpath(path, folder)] = path
-            ipynbs = [k for k in files if k.endswith(".ipynb") and os.sep not in k]
-            if len(notebooks) == 1 and len(ipynbs) == 1 and ipynbs[0] != f"{notebooks[0]}.ipynb":
-                files[f"{notebooks[0]}.ipynb"] = files.pop(ipynbs[0])
-        else:
-            continue
-        dest = os.path.join(course_dir, "submitted", student, assignment)
-        for rel, path in files.items():
-            with open(path, "rb") as fh:
-                _write_if_changed(os.path.join(dest, rel), fh.read())
-        students.append(student)
+    from segtutor.grading.sandbox import parse_size
+
+    students, per_student, general = _import(course_dir, submissions, assignment, max_files=max_files,
+                                             max_bytes=parse_size(max_size))
+    if notes is not None:
+        notes.extend(general)
+        notes.extend(f"{s}: {n}" for s, ns in sorted(per_student.items()) for n in ns)
     return students
 
 
@@ -388,6 +567,11 @@ class GradingResult:
     skipped: list
     seconds: float
     per_student_seconds: dict
+    #: What the grader wants the instructor to know: entries skipped at import, names refused,
+    #: a sandbox feature this machine lacks.
+    notes: list = dataclasses.field(default_factory=list)
+    #: Peak resident memory (MiB) of the grader's own processes: ``scheduler`` and ``workers`` (the largest).
+    peak_rss_mib: dict = dataclasses.field(default_factory=dict)
 
     def totals(self) -> dict:
         """``{student: (score, max_score, status, reason)}`` from the TOTAL rows."""
@@ -405,23 +589,37 @@ class GradingResult:
         return out
 
 
-def _fingerprint(course_dir: str, assignment: str, student: str, settings: dict) -> str:
+def _tree_digest(h, folder: str, settings: dict) -> None:
+    """Hash the regular files under ``folder`` (no links followed, the submission caps applied)."""
+    from segtutor.grading.process import copy_tree
+
+    def add(rel, data):
+        h.update(rel.encode() + b"\0" + _sha(data).encode())
+
+    done = copy_tree(folder, None, write=add, max_files=int(settings.get("max_files") or MAX_FILES),
+                     max_bytes=int(settings.get("max_submission_bytes") or 2**62))
+    for rel, why in done.skipped:
+        h.update(f"skipped\0{rel}\0{why}".encode())
+    h.update(b"\1")
+
+
+def _fingerprint(course_dir: str, assignment: str, student: str, settings: dict, *, package=None) -> str:
+    """What decides a grade, hashed: the submission, the lesson, segtutor, the course config, the settings."""
     h = hashlib.sha256()
-    for folder in (os.path.join(course_dir, "submitted", student, assignment),
-                   os.path.join(course_dir, "source", assignment)):
-        for path in sorted(glob.glob(os.path.join(folder, "**", "*"), recursive=True)):
-            if os.path.isfile(path):
-                h.update(os.path.relpath(path, folder).encode() + b"\0" + _file_sha(path).encode())
-        h.update(b"\1")
+    _tree_digest(h, os.path.join(course_dir, "submitted", student, assignment), settings)
+    _tree_digest(h, os.path.join(course_dir, "source", assignment), {})
     from segtutor import __version__
 
     # Everything that decides a grade: the whole library (references, specs, checker,
     # grader) and the course's nbgrader configuration (late penalties, limits).
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for path in sorted(glob.glob(os.path.join(package, "**", "*.py"), recursive=True)):
-        if os.path.relpath(path, package).startswith("tools" + os.sep):
-            continue  # the segtutor command and benchmarks decide no grade
-        h.update(os.path.relpath(path, package).encode() + b"\0" + _file_sha(path).encode())
+    package = package or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for dirpath, dirnames, filenames in os.walk(package):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__"
+                             and not (dirpath == package and d == "tools"))  # tools decide no grade
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                path = os.path.join(dirpath, name)
+                h.update(os.path.relpath(path, package).encode() + b"\0" + _file_sha(path).encode())
     config = os.path.join(course_dir, "nbgrader_config.py")
     if os.path.isfile(config):
         h.update(b"config\0" + _file_sha(config).encode())
@@ -437,7 +635,7 @@ class _Worker:
     def __init__(self, course_dir: str, settings: dict, log_path: str):
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "segtutor.grading.worker", course_dir, json.dumps(settings)],
+            _worker_command(course_dir, settings),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
             start_new_session=True, env=_worker_env(),
         )
@@ -446,6 +644,7 @@ class _Worker:
         self.deadline = None
         self.started = None
         self.ready = False
+        self.spawned = time.monotonic()
 
     def send(self, task: dict, budget: float) -> None:
         self.task = task
@@ -508,6 +707,10 @@ def _prepare_runtime(sandbox_user) -> None:
               file=sys.stderr)
 
 
+def _worker_command(course_dir: str, settings: dict) -> list:
+    return [sys.executable, "-m", "segtutor.grading.worker", course_dir, json.dumps(settings)]
+
+
 def _worker_env() -> dict:
     from segtutor import paths
     from segtutor.grading import sandbox
@@ -556,6 +759,7 @@ def _run_tasks(course_dir: str, tasks: list, settings: dict, jobs: int, budget: 
                 if w.ready and w.task is None and pending:
                     w.send(pending.pop(0), budget)
             deadlines = [w.deadline for w in workers if w.task is not None]
+            deadlines += [w.spawned + WORKER_STARTUP_TIMEOUT for w in workers if not w.ready]
             wait = max(0.05, min(deadlines) - time.monotonic()) if deadlines else 1.0
             for key, _ in sel.select(timeout=min(wait, 5.0)):
                 w = key.data
@@ -588,6 +792,16 @@ def _run_tasks(course_dir: str, tasks: list, settings: dict, jobs: int, budget: 
                         w.deadline = None
             now = time.monotonic()
             for w in list(workers):
+                if not w.ready and now > w.spawned + WORKER_STARTUP_TIMEOUT:
+                    # It never said "ready" (stuck importing, a hung file system): replace it.
+                    startup_failures += 1
+                    retire(w)
+                    if startup_failures >= 3:
+                        raise RuntimeError(
+                            f"the grading workers did not start within {WORKER_STARTUP_TIMEOUT} s "
+                            f"(3 tries); see {os.path.join(log_dir, 'workers.log')}:\n{_tail(log_dir)}")
+                    spawn()
+                    continue
                 if w.task is not None and now > w.deadline:
                     retire(w, failure(w, f"grading failed: the submission took longer than {budget:.0f} s "
                                          "to grade and was stopped"))
@@ -685,7 +899,8 @@ def _write_csv(path: str, rows: list) -> None:
     with open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
         writer.writeheader()
-        writer.writerows(rows)
+        for row in rows:
+            writer.writerow({k: (_csv_cell(v) if k in _TEXT_FIELDS else v) for k, v in row.items()})
     os.replace(tmp, path)
 
 
@@ -705,6 +920,9 @@ def grade(
     scratch_root: str | None = None,
     progress=None,
     students=None,
+    isolate: bool = True,
+    max_files: int = MAX_FILES,
+    max_submission_size=MAX_SUBMISSION_SIZE,
 ) -> GradingResult:
     """Autograde every submission of ``assignment`` and write the scores CSV and HTML feedback.
 
@@ -739,6 +957,17 @@ def grade(
         Grade only these students (the CSV still lists everyone, with their last results).
     progress : callable, optional
         Called with each student's report as soon as it is graded.
+    isolate : bool
+        Give student code a private view of the machine when grading as root
+        (:mod:`segtutor.grading.isolation`: no checkout, no shared ``/tmp``, no
+        network). Where this machine does not allow it, grading goes on without
+        and ``GradingResult.notes`` says so.
+    max_files, max_submission_size : int, size
+        Caps on one submission (files, and bytes in all, e.g. ``"100M"``); what
+        is past them is not imported or graded, and the student's reason says so.
+
+    Only one grading run may work on a course at a time: a second one fails at
+    once with :class:`CourseBusy` (a ``RuntimeError``).
 
     Returns
     -------
@@ -752,35 +981,87 @@ def grade(
         raise ValueError("which assignment? e.g. assignment='01_classical'")
     start = time.monotonic()
     course_dir = os.path.abspath(os.fspath(course_dir))
+    os.makedirs(course_dir, exist_ok=True)
+    with course_lock(course_dir):
+        return _grade(course_dir, submissions, assignment, start, jobs=jobs, cell_timeout=cell_timeout,
+                      notebook_timeout=notebook_timeout, memory_limit=memory_limit, sandbox_user=sandbox_user,
+                      force=force, csv_path=csv_path, lessons=lessons, scratch_root=scratch_root,
+                      progress=progress, students=students, isolate=isolate, max_files=max_files,
+                      max_submission_size=max_submission_size)
+
+
+def _grade(course_dir, submissions, assignment, start, *, jobs, cell_timeout, notebook_timeout, memory_limit,
+           sandbox_user, force, csv_path, lessons, scratch_root, progress, students, isolate, max_files,
+           max_submission_size) -> GradingResult:
+    import resource
+
+    from segtutor.grading import sandbox
+
     if lessons is not None or not os.path.isdir(os.path.join(course_dir, "source", assignment)):
         setup_course(course_dir, lessons if lessons is not None else None)
     elif not _in_gradebook(course_dir, assignment):
         _generate_assignment(course_dir, _course_id(course_dir), assignment)
     notebooks = _assignment_notebooks(course_dir, assignment)
+    max_bytes = sandbox.parse_size(max_submission_size) or sandbox.parse_size(MAX_SUBMISSION_SIZE)
+    notes: list = []
+    import_notes: dict = {}
     if submissions is not None and os.path.abspath(os.fspath(submissions)) != os.path.join(course_dir, "submitted"):
-        import_submissions(course_dir, os.fspath(submissions), assignment)
+        _found, import_notes, general = _import(course_dir, os.fspath(submissions), assignment,
+                                                max_files=int(max_files), max_bytes=max_bytes)
+        notes += general
     submitted = os.path.join(course_dir, "submitted")
-    students_found = sorted(
-        s for s in (os.listdir(submitted) if os.path.isdir(submitted) else [])
-        if not s.startswith(".") and os.path.isdir(os.path.join(submitted, s, assignment))
-    )
+    students_found = []
+    for name in sorted(os.listdir(submitted) if os.path.isdir(submitted) else []):
+        if name.startswith("."):
+            continue
+        try:
+            st = os.lstat(os.path.join(submitted, name))
+        except OSError:
+            continue
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            notes.append(f"submitted/{name}: not a folder (a link?), skipped")
+            continue
+        if not os.path.lexists(os.path.join(submitted, name, assignment)):
+            continue
+        why = student_id_problem(name)
+        if why is not None:
+            notes.append(f"submitted/{name!r} skipped: not a valid student id ({why})")
+            continue
+        students_found.append(name)
+    if students is not None:
+        for name in students:
+            if student_id_problem(name) is not None:
+                raise ValueError(f"{name!r} is not a valid student id ({student_id_problem(name)})")
     _prepare_runtime(sandbox_user)
-    sandbox.check_interpreter(sandbox_user, scratch_root=scratch_root)
+    problem = sandbox.isolation_problem(sandbox_user) if isolate else "isolation was turned off"
+    if sandbox_user is not None and not sandbox.privilege_drop_active(sandbox_user):
+        notes.append("grading as a non-root user: student code runs as you, with your access to files and "
+                     "network, and sees this machine's /tmp; grade as root for the sandbox (docs/grading.md)")
+    elif sandbox.privilege_drop_active(sandbox_user) and problem is not None:
+        notes.append(f"student code sees this machine's file system, /tmp and network: {problem}. It can "
+                     "read whatever the sandbox user may read (a world-readable checkout's lessons, for "
+                     "instance); see docs/grading.md")
+    sandbox.check_interpreter(sandbox_user, scratch_root=scratch_root,
+                              isolation=sandbox.Isolation() if problem is None else None)
 
     settings = {
         "cell_timeout": int(cell_timeout), "notebook_timeout": int(notebook_timeout),
         "memory_limit": str(memory_limit), "sandbox_user": sandbox_user,
         "course_id": _course_id(course_dir), "scratch_root": scratch_root or "",
+        "isolate": problem is None, "max_files": int(max_files), "max_submission_bytes": int(max_bytes),
     }
     state = _state_dir(course_dir, "results", assignment)
     results, tasks, skipped = {}, [], []
     fingerprints = {}
     only = None if students is None else set(students)
     for student in students_found:
-        fingerprints[student] = fp = _fingerprint(course_dir, assignment, student, settings)
+        fp = _fingerprint(course_dir, assignment, student, settings)
+        if import_notes.get(student):
+            fp = _sha((fp + "\0" + "\0".join(import_notes[student])).encode())
+        fingerprints[student] = fp
         stored_path = os.path.join(state, f"{student}.json")
         stored = None
-        if os.path.exists(stored_path):
+        if os.path.isfile(stored_path):
             with open(stored_path) as fh:
                 stored = json.load(fh)
         if only is not None and student not in only:
@@ -810,6 +1091,9 @@ def grade(
         if result.get("status") == "error" and not result.get("notebooks"):
             # The worker died or overran: whatever it left in the gradebook is not a grade.
             _zero(course_dir, assignment, student, needs_manual=True)
+        if import_notes.get(student):
+            result["notes"] = import_notes[student] + list(result.get("notes", []))
+            result["reason"] = "; ".join([r for r in (result.get("reason"),) if r] + import_notes[student])
         results[student] = result
         with open(os.path.join(state, f"{student}.json"), "w") as fh:
             json.dump({"fingerprint": fingerprints[student], "result": result}, fh, indent=1, sort_keys=True)
@@ -817,10 +1101,13 @@ def grade(
     rows = _table(course_dir, assignment, students_found, results)
     csv_path = os.path.abspath(os.fspath(csv_path)) if csv_path else os.path.join(course_dir, "grades", f"{assignment}.csv")
     _write_csv(csv_path, rows)
+    workers_rss = [r.get("peak_rss_mib") for r in fresh.values() if r.get("peak_rss_mib")]
     return GradingResult(
         rows=rows, csv_path=csv_path, feedback_dir=os.path.join(course_dir, "feedback"),
         graded=sorted(fresh), skipped=sorted(skipped), seconds=round(time.monotonic() - start, 2),
-        per_student_seconds={s: r.get("seconds") for s, r in fresh.items()},
+        per_student_seconds={s: r.get("seconds") for s, r in fresh.items()}, notes=notes,
+        peak_rss_mib={"scheduler": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                      "workers": max(workers_rss) if workers_rss else None},
     )
 
 
@@ -845,8 +1132,8 @@ def _cmd_grade(args) -> int:
 
     def progress(result):
         if not args.quiet:
-            print(f"  {result['student']}: {result['status']}"
-                  + (f" ({result['reason']})" if result.get("reason") else ""), flush=True)
+            print(_printable(f"  {result['student']}: {result['status']}"
+                             + (f" ({result['reason']})" if result.get("reason") else "")), flush=True)
 
     try:
         result = grade(
@@ -854,7 +1141,8 @@ def _cmd_grade(args) -> int:
             cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
             memory_limit=args.memory_limit, sandbox_user=user, force=args.force,
             csv_path=args.csv, lessons=args.lessons, progress=progress, students=args.students,
-            scratch_root=args.scratch_dir,
+            scratch_root=args.scratch_dir, isolate=not args.no_isolation, max_files=args.max_files,
+            max_submission_size=args.max_submission_size,
         )
     except SandboxError as exc:
         print(f"segtutor grade: {exc}", file=sys.stderr)
@@ -862,6 +1150,8 @@ def _cmd_grade(args) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"segtutor grade: {exc}", file=sys.stderr)
         return 1
+    for note in result.notes:
+        print(_printable(f"segtutor grade: note: {note}"), file=sys.stderr)
     totals = result.totals()
     if not totals:
         where = args.submissions or os.path.join(args.course, "submitted")
@@ -872,7 +1162,7 @@ def _cmd_grade(args) -> int:
     width = max([len(s) for s in totals] + [7])
     print(f"{'student':<{width}}  score  status")
     for student, (score, maximum, status, reason) in sorted(totals.items()):
-        print(f"{student:<{width}}  {score:g}/{maximum:g}  {status}" + (f": {reason}" if reason else ""))
+        print(_printable(f"{student:<{width}}  {score:g}/{maximum:g}  {status}" + (f": {reason}" if reason else "")))
     print(f"graded {len(result.graded)}, unchanged {len(result.skipped)}, in {result.seconds:.1f} s")
     print(f"scores: {result.csv_path}")
     print(f"feedback: {result.feedback_dir}/<student>/{args.assignment}/")
@@ -914,5 +1204,12 @@ def add_cli(subparsers) -> None:
     g.add_argument("--scratch-dir", default=None,
                    help="where kernels get their scratch copies (default: the temp dir; must be traversable "
                         "by the sandbox user)")
+    g.add_argument("--no-isolation", action="store_true",
+                   help="do not give student code a private view of the machine (its own root, /tmp, "
+                        "/dev/shm, no network); see docs/grading.md")
+    g.add_argument("--max-files", type=int, default=MAX_FILES,
+                   help=f"files per submission at most (default {MAX_FILES})")
+    g.add_argument("--max-submission-size", default=MAX_SUBMISSION_SIZE,
+                   help=f"bytes per submission at most, e.g. 50M (default {MAX_SUBMISSION_SIZE})")
     g.add_argument("--quiet", "-q", action="store_true", help="no per-student progress lines")
     g.set_defaults(func=_cmd_grade)

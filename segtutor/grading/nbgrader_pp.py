@@ -5,8 +5,18 @@ grading worker and the release step do.
 
 Autograde here is nbgrader's ``Autograde`` converter with these changes:
 
+* the submission is read literally (a student folder named ``alice[1]`` is not
+  a glob pattern) and without following links: only regular files are copied
+  (:class:`GradebookAutograde`);
+* :class:`ReconcileCells` makes every cell's grading metadata the lesson's
+  (nbgrader's rule: the source's cells are truth), so a forged ``grade: true,
+  points: 1000``, a cell id that is not in the lesson, or a test cell pasted
+  twice is graded as the lesson says instead of crashing the grader, and the
+  report says what was found;
 * sanitising (``OverwriteCells``) restores deleted grade cells
-  (``add_missing_cells``), also when the cells around them were deleted too;
+  (``add_missing_cells``), also when the cells around them were deleted too,
+  and compares a locked cell with its *released* version (hidden tests
+  removed), so an untouched test cell is not reported as changed;
 * :class:`SandboxedExecute` replaces ``Execute``: the kernel runs through
   :mod:`segtutor.grading.sandbox` (limits, unprivileged user, private scratch copy of
   the submission), a cell that runs past its time limit gets its kernel killed,
@@ -17,6 +27,10 @@ Autograde here is nbgrader's ``Autograde`` converter with these changes:
   :func:`segtutor.grading.cleanroom.grade_check` (a fresh sandboxed process,
   reference compared in this process), so nothing the notebook did to its own
   kernel changes a score;
+* :class:`SanitizeOutputs` removes active content (scripts, event handlers,
+  JavaScript outputs, unsafe markdown) from the autograded notebook, so neither
+  the HTML feedback nor the formgrader runs anything a student wrote
+  (:mod:`segtutor.grading.safehtml`);
 * :class:`GradebookAutograde` serialises the parts that write the gradebook
   (a file lock), so several workers can grade at once on one sqlite file.
 """
@@ -24,12 +38,15 @@ Autograde here is nbgrader's ``Autograde`` converter with these changes:
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
+import uuid
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
@@ -38,16 +55,16 @@ from nbclient.client import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbformat.notebooknode import NotebookNode
-from traitlets import Dict, Integer, List, Unicode
+from traitlets import Bool, Dict, Integer, List, Unicode
 
 from nbgrader import utils as nbutils
-from nbgrader.api import Gradebook
-from nbgrader.converters import Autograde
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.converters import Autograde, GenerateFeedback
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
+    ClearHiddenTests,
     ClearOutput,
-    DeduplicateIds,
     Execute,
     IgnorePattern,
     LimitOutput,
@@ -57,7 +74,7 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
-from . import cleanroom, sandbox
+from . import cleanroom, safehtml, sandbox
 
 #: Cell metadata key where SandboxedExecute leaves how each code cell ran.
 RUN_KEY = "segtutor_run"
@@ -123,6 +140,99 @@ class AcquireGradebookLock(NbGraderPreprocessor):
 # -- sanitising --------------------------------------------------------------------------
 
 
+def _notes(resources) -> list:
+    """Where the preprocessors leave what they found, for the student's report."""
+    return resources.setdefault("segtutor", {}).setdefault("notes", [])
+
+
+def _lesson_cells(gradebook, notebook_id: str, assignment_id: str) -> dict:
+    """``{grade_id: nbgrader metadata}`` of the lesson's cells, as the release wrote them."""
+    source_nb = gradebook.find_notebook(notebook_id, assignment_id)
+    grades = {c.name: c.max_score for c in source_nb.grade_cells}
+    tasks = {c.name: c.max_score for c in source_nb.task_cells}
+    solutions = {c.name for c in source_nb.solution_cells}
+    truth = {}
+    for cell in source_nb.source_cells:
+        meta = {"cell_type": cell.cell_type, "checksum": cell.checksum, "grade": cell.name in grades,
+                "grade_id": cell.name, "locked": bool(cell.locked), "schema_version": 3,
+                "solution": cell.name in solutions}
+        if cell.name in tasks:
+            meta.update(task=True, grade=False, points=tasks[cell.name])
+        elif cell.name in grades:
+            meta["points"] = grades[cell.name]
+        truth[cell.name] = meta
+    return truth
+
+
+def _claims(meta: dict) -> dict:
+    """The grading-relevant part of a cell's nbgrader metadata, normalised for comparison."""
+    out = {k: bool(meta.get(k, False)) for k in ("grade", "solution", "locked", "task")}
+    if out["grade"] or out["task"]:
+        try:
+            out["points"] = float(meta.get("points"))
+        except (TypeError, ValueError):
+            out["points"] = meta.get("points")
+    return out
+
+
+class ReconcileCells(NbGraderPreprocessor):
+    """Give every cell the lesson's grading metadata (nbgrader's rule: the source's cells are truth).
+
+    A submission's cell metadata is the student's to edit. Here, before nbgrader
+    reads it:
+
+    * a cell whose ``grade_id`` is not in the lesson (or that has nbgrader
+      metadata without an id) becomes a plain cell;
+    * a ``grade_id`` found more than once (a test cell pasted twice) is kept on
+      its last occurrence, as nbgrader's ``DeduplicateIds`` does; the others
+      become plain cells;
+    * every kept cell gets the lesson's metadata (``grade``, ``solution``,
+      ``locked``, ``task``, ``points``), whatever the submission claimed;
+    * missing grade cells are added back later (``OverwriteCells``) and score 0
+      when they cannot pass; missing solution cells simply score 0.
+
+    What was found goes into the student's report (``resources["segtutor"]["notes"]``).
+    """
+
+    def preprocess(self, nb, resources):
+        with Gradebook(resources["nbgrader"]["db_url"]) as gb:
+            truth = _lesson_cells(gb, resources["nbgrader"]["notebook"], resources["nbgrader"]["assignment"])
+        notes = _notes(resources)
+        last = {}
+        for index, cell in enumerate(nb.cells):
+            meta = cell.metadata.get("nbgrader")
+            if isinstance(meta, dict) and isinstance(meta.get("grade_id"), str):
+                last[meta["grade_id"]] = index
+        counts: dict = {}
+        for index, cell in enumerate(nb.cells):
+            if "nbgrader" not in cell.metadata:
+                continue
+            meta = cell.metadata["nbgrader"]
+            grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+            if not isinstance(grade_id, str) or grade_id not in truth:
+                del cell.metadata["nbgrader"]
+                label = repr(grade_id)[:60] if isinstance(grade_id, str) else "without an id"
+                notes.append(f"cell {index + 1} has grading metadata ({label}) that is not in the lesson: ignored")
+                continue
+            counts[grade_id] = counts.get(grade_id, 0) + 1
+            if last[grade_id] != index:
+                del cell.metadata["nbgrader"]
+                continue
+            expected = truth[grade_id]
+            claimed = _claims(meta)
+            if claimed != _claims(expected):
+                changed = ", ".join(f"{k}: {claimed[k]!r}" for k in sorted(claimed)
+                                    if claimed.get(k) != _claims(expected).get(k))
+                notes.append(f"the grading metadata of cell {grade_id!r} was changed ({changed}): "
+                             "graded as the lesson says")
+            cell.metadata["nbgrader"] = copy.deepcopy(expected)
+        for grade_id, count in sorted(counts.items()):
+            if count > 1:
+                notes.append(f"cell {grade_id!r} appears {count} times: the last one is graded, "
+                             "the others are ignored")
+        return nb, resources
+
+
 class RobustOverwriteCells(OverwriteCells):
     """``OverwriteCells`` whose restoring of deleted grade cells survives deleted neighbours.
 
@@ -131,6 +241,44 @@ class RobustOverwriteCells(OverwriteCells):
     too; this version falls back to the nearest earlier one that is present, or
     to the top of the notebook.
     """
+
+    def preprocess(self, nb, resources):
+        self._hidden = ClearHiddenTests(config=self.config)
+        return super().preprocess(nb, resources)
+
+    def _released_checksum(self, cell, source_cell) -> str:
+        """The checksum the student's copy had at release: hidden tests removed, as the release did."""
+        released = copy.deepcopy(cell)
+        released.source = source_cell.source
+        try:
+            self._hidden._remove_hidden_test_region(released)
+        except RuntimeError:
+            pass
+        return nbutils.compute_checksum(released)
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id is None:
+            return cell, resources
+        try:
+            source_cell = self.gradebook.find_source_cell(grade_id, self.notebook_id, self.assignment_id)
+        except MissingEntry:  # ReconcileCells removed these already; kept for direct use
+            del cell.metadata["nbgrader"]
+            return cell, resources
+        if cell.cell_type != source_cell.cell_type:
+            _notes(resources).append(f"cell {grade_id!r} was changed from {source_cell.cell_type} to "
+                                     f"{cell.cell_type}: changed back")
+            self.update_cell_type(cell, source_cell.cell_type)
+        cell.metadata.nbgrader["locked"] = bool(source_cell.locked)
+        if source_cell.locked:
+            edited = nbutils.compute_checksum(cell) != self._released_checksum(cell, source_cell)
+            if edited:
+                _notes(resources).append(f"locked cell {grade_id!r} was edited: the lesson's version was restored")
+            cell.source = source_cell.source
+        cell.metadata.nbgrader["checksum"] = source_cell.checksum
+        if source_cell.locked and nbutils.compute_checksum(cell) != source_cell.checksum:
+            raise RuntimeError(f"inconsistent checksums for cell {grade_id}")
+        return cell, resources
 
     def add_missing_grade_cells(self, nb, resources):
         source_nb = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
@@ -147,11 +295,17 @@ class RobustOverwriteCells(OverwriteCells):
             }
             if grade_cell.name in present:
                 continue
-            self.log.warning("Missing grade cell %s encountered, adding it back", grade_cell.name)
+            self.log.info("Missing grade cell %s encountered, adding it back", grade_cell.name)
+            _notes(resources).append(f"test cell {grade_cell.name!r} was missing: added back")
             idx = order_of.get(grade_cell.name, 0)
             source_cell = source_cells[idx]
             new_cell = nbformat.from_dict(self.missing_cell_transform(
                 source_cell, grade_cell.max_score, is_solution=grade_cell.name in solution_ids))
+            if nb.get("nbformat_minor", 0) >= 5:
+                taken = {c.get("id") for c in nb.cells}
+                new_cell["id"] = uuid.uuid4().hex[:8]
+                while new_cell["id"] in taken:
+                    new_cell["id"] = uuid.uuid4().hex[:8]
             position = 0
             for earlier in reversed(order[:idx]):
                 if earlier in present:
@@ -216,6 +370,8 @@ class SandboxedExecute(Execute):
                            help="user the kernel runs as when grading as root (None: no privilege drop)").tag(config=True)
     max_output_bytes = Integer(1_000_000, help="output kept per cell; the rest is dropped").tag(config=True)
     scratch_root = Unicode("", help="where the kernels' scratch folders go (default: the temp dir)").tag(config=True)
+    isolate = Bool(True, help="give each kernel a private view of the machine (root; see "
+                              "segtutor.grading.isolation)").tag(config=True)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
@@ -278,8 +434,9 @@ class SandboxedExecute(Execute):
         os.mkdir(conn)
         sandbox.prepare_dir(work, tag)
         if tag is not None:
+            # the kernel reads its connection file here and, isolated, makes its sockets here
             os.chown(conn, 0, tag)
-            os.chmod(conn, 0o2750)
+            os.chmod(conn, 0o2770)
         return base, work, conn, tag
 
     def create_kernel_manager(self):
@@ -302,16 +459,27 @@ class SandboxedExecute(Execute):
             cpu=int(self.notebook_timeout) + 30,
         )
         user = self.sandbox_user or None
+        isolation = _isolation(self.isolate, user, binds=(base,))
+        if isolation is not None and len(os.path.join(conn, "k-99999")) >= 100:
+            # a Unix socket path this long is refused: keep the loopback network for the kernel
+            isolation = sandbox.Isolation(network=True, binds=(base,))
         self.km = self.create_kernel_manager()
         self.km.connection_file = os.path.join(conn, "kernel.json")
+        if isolation is not None and not isolation.network:
+            # No network inside: kernel and grader talk over Unix sockets in the scratch folder.
+            self.km.transport = "ipc"
+            self.km.ip = os.path.join(conn, "k")
         self.km.sandbox_gid = tag
-        self.km.sandbox_prefix = sandbox.sandbox_command([], limits, user=user, workdir=work, group=tag)
+        self.km.sandbox_prefix = sandbox.sandbox_command([], limits, user=user, workdir=work, group=tag,
+                                                         isolation=isolation)
         deadline = time.monotonic() + self.notebook_timeout
         stopped = None
         report = (resources or {}).setdefault("segtutor", {})
         # The kernel's own stdout/stderr (fd-level writes that bypass the notebook) go to a
-        # file the sandbox cannot open by name; RLIMIT_FSIZE bounds it, the scratch folder ends it.
-        kernel_log = open(os.path.join(base, "kernel-output.log"), "wb")
+        # file the sandbox cannot open by name (mode 0600, in a folder it cannot list);
+        # RLIMIT_FSIZE bounds it, the scratch folder ends it.
+        kernel_log = os.fdopen(os.open(os.path.join(base, "kernel-output.log"),
+                                       os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), "wb")
         try:
             async with self.async_setup_kernel(cwd=work, stdout=kernel_log, stderr=kernel_log):
                 msg_id = await ensure_async(self.kc.kernel_info())
@@ -359,7 +527,7 @@ class SandboxedExecute(Execute):
                         continue
                     has_error = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
                     cell.metadata[RUN_KEY] = {"status": ERROR if has_error else OK}
-                self.set_widgets_metadata()
+                # (no widget state: nothing in a graded notebook needs it, and it is the kernel's to forge)
         except Exception as exc:  # the kernel could not start, or the client broke down
             why = f"not run: the kernel failed ({type(exc).__name__}: {str(exc)[:300]})"
             self.log.error("%s", why)
@@ -396,6 +564,7 @@ class CleanroomGrades(NbGraderPreprocessor):
     memory_limit = Unicode("2G").tag(config=True)
     sandbox_user = Unicode("nobody", allow_none=True).tag(config=True)
     scratch_root = Unicode("").tag(config=True)
+    isolate = Bool(True).tag(config=True)
     startup_allowance = Integer(15, help="extra seconds for the clean process to start").tag(config=True)
 
     def preprocess(self, nb, resources):
@@ -406,7 +575,9 @@ class CleanroomGrades(NbGraderPreprocessor):
         code_cells = [c.source for c in nb.cells if c.cell_type == "code"]
         limits = sandbox.Limits(memory=sandbox.parse_size(self.memory_limit), cpu=int(self.cell_timeout) + 30)
         prelude = cleanroom.import_prelude(list(sources.values()))
-        launch = sandbox.sandboxed_launch(limits, self.sandbox_user or None, server=_fork_server(prelude))
+        user = self.sandbox_user or None
+        launch = sandbox.sandboxed_launch(limits, user, server=_fork_server(prelude),
+                                          isolation=_isolation(self.isolate, user))
         report = resources.setdefault("segtutor", {}).setdefault("cells", {})
         for cell in nb.cells:
             run = cell.metadata.pop(RUN_KEY, None)
@@ -459,6 +630,13 @@ class CleanroomGrades(NbGraderPreprocessor):
         return nb, resources
 
 
+def _isolation(wanted: bool, user, binds=()):
+    """The private view for a sandboxed run, or None when not wanted or not possible here."""
+    if not wanted or sandbox.isolation_problem(user) is not None:
+        return None
+    return sandbox.Isolation(binds=tuple(binds))
+
+
 _SERVERS: dict = {}
 
 
@@ -497,7 +675,70 @@ def _first_error(cell) -> str:
     return ""
 
 
-# -- the converter -------------------------------------------------------------------------
+# -- removing active content ---------------------------------------------------------------
+
+
+class SanitizeOutputs(NbGraderPreprocessor):
+    """Remove active content from the autograded notebook (:func:`segtutor.grading.safehtml.sanitize_notebook`).
+
+    Runs before the notebook is written, so the HTML feedback and nbgrader's
+    formgrader both render the cleaned version.
+    """
+
+    def preprocess(self, nb, resources):
+        found = safehtml.sanitize_notebook(nb)
+        if found:
+            shown = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
+            _notes(resources).append(f"active content removed for the feedback: {shown}")
+        return nb, resources
+
+
+# -- gradebook rows without SQLAlchemy warnings ------------------------------------------------
+
+
+def ensure_submission(gb, assignment: str, student: str):
+    """The gradebook's submission of ``student`` for ``assignment``, created if missing.
+
+    nbgrader's ``add_submission`` builds the submission's rows before adding them
+    to the session, which SQLAlchemy 2 answers with "not in session" warnings on
+    every new student; here each row joins the session before it is linked.
+    """
+    from nbgrader.api import Comment, Grade, SubmittedAssignment, SubmittedNotebook
+
+    try:
+        return gb.find_submission(assignment, student)
+    except MissingEntry:
+        pass
+    db = gb.db
+    with db.no_autoflush:
+        assignment_row = gb.find_assignment(assignment)
+        student_row = gb.find_student(student)
+        submission = SubmittedAssignment()
+        db.add(submission)
+        submission.assignment = assignment_row
+        submission.student = student_row
+        for notebook in assignment_row.notebooks:
+            nb = SubmittedNotebook()
+            db.add(nb)
+            nb.notebook = notebook
+            nb.assignment = submission
+            for grade_cell in notebook.grade_cells:
+                row = Grade(cell_id=grade_cell.id)
+                db.add(row)
+                row.notebook = nb
+            for cell in list(notebook.solution_cells) + list(notebook.task_cells):
+                row = Comment(cell_id=cell.id)
+                db.add(row)
+                row.notebook = nb
+            for task_cell in notebook.task_cells:
+                row = Grade(cell_id=task_cell.id)
+                db.add(row)
+                row.notebook = nb
+    db.commit()
+    return submission
+
+
+# -- the converters --------------------------------------------------------------------------
 
 
 def is_valid_notebook(path: str) -> bool:
@@ -508,17 +749,54 @@ def is_valid_notebook(path: str) -> bool:
     return isinstance(nb.get("cells"), list) and nb.get("nbformat") == 4
 
 
-class GradebookAutograde(Autograde):
-    """nbgrader's Autograde with the gradebook writes under a file lock, skipping broken notebooks."""
+class _LiteralNotebooks:
+    """nbgrader's ``init_notebooks`` without globbing: the student id is a name, not a pattern.
+
+    nbgrader finds a student's notebooks with ``glob.glob`` on a path holding
+    the student id, so a folder named ``alice[1]`` finds nothing and ``*``
+    finds everyone. Here the folder is looked up literally, and only regular
+    ``.ipynb`` files in it are taken (no links).
+    """
+
+    def init_notebooks(self):
+        from nbgrader.converters.base import NbGraderException
+
+        self.assignments = {}
+        self.notebooks = []
+        folder = self._format_source(self.coursedir.assignment_id, self.coursedir.student_id)
+        try:
+            st = os.lstat(folder)
+        except OSError:
+            st = None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            found = []
+            for name in sorted(os.listdir(folder)):
+                path = os.path.join(folder, name)
+                if name.endswith(".ipynb") and stat.S_ISREG(os.lstat(path).st_mode):
+                    found.append(path)
+            if found:
+                self.assignments[folder] = found
+        if not self.assignments:
+            msg = f"No notebooks were found in {folder}"
+            self.log.error(msg)
+            raise NbGraderException(msg)
+
+
+class GradebookAutograde(_LiteralNotebooks, Autograde):
+    """nbgrader's Autograde with the gradebook writes under a file lock, skipping broken notebooks.
+
+    ``reports[notebook]`` collects, per notebook, what the preprocessors found:
+    cell statuses and reasons, whether the kernel stopped, and notes.
+    """
 
     invalid_notebooks = List([])
     reports = Dict({})
 
     sanitize_preprocessors = List([
-        ClearOutput, DeduplicateIds, OverwriteKernelspec, RobustOverwriteCells, CheckCellMetadata,
+        ClearOutput, ReconcileCells, OverwriteKernelspec, RobustOverwriteCells, CheckCellMetadata,
     ]).tag(config=True)
     autograde_preprocessors = List([
-        SandboxedExecute, CleanroomGrades, AcquireGradebookLock, IgnorePattern,
+        SandboxedExecute, CleanroomGrades, SanitizeOutputs, AcquireGradebookLock, IgnorePattern,
         ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
     ]).tag(config=True)
 
@@ -532,6 +810,9 @@ class GradebookAutograde(Autograde):
 
     def init_assignment(self, assignment_id, student_id):
         with gradebook_lock(self.coursedir.root):
+            with Gradebook(self.coursedir.db_url, self.coursedir.course_id) as gb:
+                gb.update_or_create_student(student_id)
+                ensure_submission(gb, assignment_id, student_id)
             super().init_assignment(assignment_id, student_id)
 
     def _convert(self, notebook_filename):
@@ -545,7 +826,8 @@ class GradebookAutograde(Autograde):
         self._sanitizing = True
         self._init_preprocessors()
         with gradebook_lock(self.coursedir.root):
-            self._convert(notebook_filename)
+            sanitized = self._convert(notebook_filename)
+        notes = list(sanitized.get("segtutor", {}).get("notes", []))
         notebook_filename = os.path.join(self.writer.build_directory, os.path.basename(notebook_filename))
         self.log.info("Autograding %s", notebook_filename)
         self._sanitizing = False
@@ -553,7 +835,9 @@ class GradebookAutograde(Autograde):
         try:
             with nbutils.setenv(NBGRADER_EXECUTION="autograde"):
                 resources = self._convert(notebook_filename)
-            self.reports[resources["nbgrader"]["notebook"]] = resources.get("segtutor", {})
+            report = resources.get("segtutor", {})
+            report["notes"] = notes + list(report.get("notes", []))
+            self.reports[resources["nbgrader"]["notebook"]] = report
         finally:
             LOCK.release()
             self._sanitizing = True
@@ -563,3 +847,7 @@ class GradebookAutograde(Autograde):
             super().convert_notebooks()
         finally:
             LOCK.release()
+
+
+class LiteralFeedback(_LiteralNotebooks, GenerateFeedback):
+    """nbgrader's GenerateFeedback, finding the student's autograded notebooks literally."""

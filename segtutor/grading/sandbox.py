@@ -17,6 +17,14 @@ Before the ``exec`` it
 * when started as root, drops privileges for good: ``setgroups([])``,
   ``setgid``, ``setuid`` (default user ``nobody``) and ``PR_SET_NO_NEW_PRIVS``
   (setuid/setgid programs then give nothing back);
+* with ``--isolate`` (root, Linux namespaces; see :mod:`segtutor.grading.isolation`),
+  moves into a private view of the machine first: a read-only root holding only
+  the system folders, the interpreter and its packages, its own scratch folder,
+  a private ``/tmp`` and ``/dev/shm``, a ``/proc`` of its own processes, and no
+  network;
+* with ``--own-uid``, runs as a user id of its own (the run's tag, see
+  :func:`tag_gid`) rather than the shared sandbox user, so that concurrent runs
+  can neither signal each other nor exhaust each other's process limit;
 * sets ``PR_SET_PDEATHSIG=SIGKILL`` so it dies with the process that started it;
 * replaces the environment by a short allow-list, with ``HOME``, ``TMPDIR``,
   ``MPLCONFIGDIR`` and ``IPYTHONDIR`` pointing at the scratch directory, and
@@ -48,10 +56,12 @@ import time
 
 __all__ = [
     "ForkServer",
+    "Isolation",
     "Limits",
     "SandboxError",
     "check_interpreter",
     "env_with_pythonpath",
+    "isolation_problem",
     "kill_tagged",
     "main",
     "parse_size",
@@ -64,6 +74,8 @@ __all__ = [
     "sandboxed_launch",
     "tag_gid",
 ]
+
+from .isolation import Isolation  # noqa: E402  (standard library only)
 
 DEFAULT_USER = "nobody"
 
@@ -240,6 +252,10 @@ def kill_tagged(gids, rounds: int = 20) -> int:
                     pass
         killed += len(pids)
         time.sleep(0.01)
+    if os.geteuid() == 0:
+        from .isolation import remove_cgroups
+
+        remove_cgroups(gids)
     return killed
 
 
@@ -298,17 +314,28 @@ def sandbox_env_paths() -> list:
 
 
 def check_interpreter(user=DEFAULT_USER, *, python: str | None = None, run: bool = True,
-                      scratch_root: str | None = None) -> None:
+                      scratch_root: str | None = None, isolation: Isolation | None = None) -> None:
     """Raise :class:`SandboxError` unless ``user`` can run this Python and import segtutor.
 
     First a quick walk over the folders (a folder the user cannot traverse is named
     in the message), then, with ``run=True``, a real start of the interpreter
-    through the sandbox.
+    through the sandbox, as grading starts it (a user id of its own, and the
+    private view of the machine when ``isolation`` is given). For this
+    interpreter, the grading runtime (:mod:`segtutor.grading.runtime`) is
+    prepared and announced first when none is, as ``segtutor grade`` does.
     """
     if not privilege_drop_active(user):
         return
     name, uid, gid = resolve_user(user)
     python = python or sys.executable
+    if python == sys.executable and _active_runtime() is None:
+        # as grading does: student code runs from a runtime it can reach, where one can be built
+        from . import runtime
+
+        try:
+            runtime.activate(runtime.prepare())
+        except (runtime.RuntimeUnavailable, OSError):
+            pass
     rt = _active_runtime() if python == sys.executable else None
     if rt is not None:
         paths = [rt.python, rt.home, rt.pkg_dir]
@@ -336,7 +363,7 @@ def check_interpreter(user=DEFAULT_USER, *, python: str | None = None, run: bool
         prepare_dir(scratch, tag)
         cmd = sandbox_command(
             [python, "-c", "import segtutor.grading.runner, numpy; print('ok')"],
-            Limits(), user=user, workdir=scratch, group=tag,
+            Limits(), user=user, workdir=scratch, group=tag, isolation=isolation,
         )
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
@@ -345,6 +372,10 @@ def check_interpreter(user=DEFAULT_USER, *, python: str | None = None, run: bool
             kill_tagged(tag)
         if proc.returncode != 0 or "ok" not in proc.stdout:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            if any("private view" in line for line in tail):
+                raise SandboxError(
+                    f"the sandbox could not isolate student code: {' | '.join(tail)}. Grade without "
+                    "isolation knowingly (--no-isolation / isolate=False), see docs/grading.md")
             if any("cannot enter its scratch folder" in line for line in tail):
                 raise SandboxError(
                     f"the sandbox user {name!r} cannot reach the scratch folders under "
@@ -405,12 +436,39 @@ def _active_runtime():
     return active()
 
 
+def isolation_problem(user=DEFAULT_USER) -> str | None:
+    """``None`` when runs of ``user`` can get a private view of the machine here, else why not.
+
+    The view (:mod:`segtutor.grading.isolation`) needs root and Linux mount and
+    network namespaces; without a privilege drop there is none.
+    """
+    if not privilege_drop_active(user):
+        return ("without a privilege drop (grading as a non-root user, or --no-privilege-drop) student "
+                "code runs with the grader's own view of the machine")
+    from .isolation import probe
+
+    return probe()
+
+
+def own_uid_for(user, group) -> bool:
+    """Whether a run for ``user`` tagged ``group`` gets a user id of its own (the tag).
+
+    It does for the default sandbox user when privileges are dropped: ``nobody``
+    is shared by every concurrent run, a run's own id is not. An explicitly
+    chosen other account is used as it is.
+    """
+    return group is not None and str(user) == DEFAULT_USER and privilege_drop_active(user)
+
+
 def sandbox_command(cmd, limits: Limits, *, user=DEFAULT_USER, workdir: str | None = None,
-                    group: int | None = None, python: str | None = None) -> list:
+                    group: int | None = None, python: str | None = None,
+                    isolation: Isolation | None = None) -> list:
     """The ``python -m segtutor.grading.sandbox ... -- CMD`` command line for ``cmd``.
 
     ``user=None`` keeps the current user (no privilege drop); so does running
-    as a non-root user.
+    as a non-root user. With a tag ``group`` and the default user, the run gets
+    a user id of its own (:func:`own_uid_for`). ``isolation`` (root only) gives it
+    a private view of the machine (:mod:`segtutor.grading.isolation`).
     """
     argv = [python or sys.executable, "-m", "segtutor.grading.sandbox"] + limits.argv()
     if user is None:
@@ -419,15 +477,20 @@ def sandbox_command(cmd, limits: Limits, *, user=DEFAULT_USER, workdir: str | No
         argv += ["--user", str(user)]
         if group is not None:
             argv += ["--group", str(group)]
+        if own_uid_for(user, group):
+            argv.append("--own-uid")
         rt = _active_runtime()
         if rt is not None and privilege_drop_active(user):
             argv += ["--runtime", rt.encode()]
+        if isolation is not None and privilege_drop_active(user):
+            argv += isolation.argv()
     if workdir is not None:
         argv += ["--workdir", workdir]
     return argv + ["--"] + [str(c) for c in cmd]
 
 
-def sandboxed_launch(limits: Limits = Limits(), user=DEFAULT_USER, server: "ForkServer | None" = None):
+def sandboxed_launch(limits: Limits = Limits(), user=DEFAULT_USER, server: "ForkServer | None" = None,
+                     isolation: Isolation | None = None):
     """A ``launch(argv, workdir, timeout, memory=None) -> LaunchResult`` for :mod:`segtutor.grading.cleanroom`.
 
     The program runs through the sandbox launcher with ``limits``, as ``user``
@@ -435,6 +498,7 @@ def sandboxed_launch(limits: Limits = Limits(), user=DEFAULT_USER, server: "Fork
     killed, with every process it started, at ``timeout`` seconds or when it ends.
     With a :class:`ForkServer`, ``python -m MODULE`` programs are started by
     forking the server instead (same sandbox, without the import time).
+    ``isolation`` gives each run a private view of the machine (root only).
     """
     from .process import LaunchResult, read_tail, run_killable
 
@@ -448,14 +512,15 @@ def sandboxed_launch(limits: Limits = Limits(), user=DEFAULT_USER, server: "Fork
         err_path = os.path.join(workdir, "stderr.txt")
         if server is not None and len(argv) >= 3 and argv[1] == "-m":
             try:
-                code, timed_out = server.run(argv, workdir, timeout, limits, user if drop else None, tag)
+                code, timed_out = server.run(argv, workdir, timeout, limits, user if drop else None, tag,
+                                             isolation=isolation if drop else None)
                 return LaunchResult(code, timed_out, read_tail(err_path))
             except (TimeoutError, EOFError, OSError, ValueError):
                 pass  # the server broke down (and was restarted): run this one the slow way
             finally:
                 if tag is not None:
                     kill_tagged(tag)
-        cmd = sandbox_command(argv, limits, user=user, workdir=workdir, group=tag)
+        cmd = sandbox_command(argv, limits, user=user, workdir=workdir, group=tag, isolation=isolation)
         return run_killable(cmd, workdir, timeout, env=env_with_pythonpath(),
                             cleanup=(lambda: kill_tagged(tag)) if tag is not None else None)
 
@@ -524,6 +589,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--runtime", default=None, metavar="ENV_DIR:PKG_DIR",
                         help="run Python from this prepared runtime (segtutor.grading.runtime) instead of "
                              "the launcher's own interpreter")
+    parser.add_argument("--own-uid", action="store_true",
+                        help="run as a user id of its own, the --group tag (root only)")
+    parser.add_argument("--isolate", action="store_true",
+                        help="a private view of the machine: read-only system folders and interpreter, "
+                             "the scratch folder, private /tmp and /dev/shm, no network (root only)")
+    parser.add_argument("--network", action="store_true", help="with --isolate: keep the host's network")
+    parser.add_argument("--tmp-size", type=_size_arg, default=256 * 2**20,
+                        help="with --isolate: size of the private /tmp (default 256M)")
+    parser.add_argument("--shm-size", type=_size_arg, default=256 * 2**20,
+                        help="with --isolate: size of the private /dev/shm (default 256M)")
+    parser.add_argument("--bind", action="append", default=[], metavar="DIR",
+                        help="with --isolate: also keep this folder, read-write (the workdir always is)")
+    parser.add_argument("--expose", action="append", default=[], metavar="PATH",
+                        help="with --isolate: also show this path, read-only")
     parser.add_argument("--fork-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("cmd", nargs=argparse.REMAINDER, help="-- followed by the command to run")
     return parser
@@ -539,14 +618,17 @@ def _sandbox_env(workdir: str, keep=()) -> dict:
     return env
 
 
-def _enter(limits: Limits, user, group, workdir: str, parent: int, env: dict) -> None:
-    """Turn this process into the sandbox (limits, user, parent-death signal, cwd).
+def _enter(limits: Limits, user, group, workdir: str, parent: int, env: dict, *,
+           own_uid: bool = False, isolation: Isolation | None = None, exposed=()) -> None:
+    """Turn this process into the sandbox (view, limits, user, parent-death signal, cwd).
 
     Raises SandboxError / OSError when that is not possible; the caller must then
     not run the untrusted command.
     """
     import ctypes  # noqa: F401  (used by _prctl after the privilege drop, when the
     import resource  # interpreter's own files may be out of reach: import both now)
+
+    from . import isolation as isolation_mod
 
     values = dict(
         memory=limits.memory, address=limits.effective_address_space(), cpu=limits.cpu,
@@ -556,7 +638,20 @@ def _enter(limits: Limits, user, group, workdir: str, parent: int, env: dict) ->
         name, uid, gid = resolve_user(user)
         if group is not None:
             gid = int(group) if str(group).isdigit() else __import__("grp").getgrnam(group).gr_gid
+        if own_uid:
+            if group is None or not str(group).isdigit():
+                raise SandboxError("a user id of its own (--own-uid) needs a numeric --group tag")
+            uid, name = gid, "sandbox"
         env["USER"] = env["LOGNAME"] = name
+        if group is not None and str(group).isdigit():
+            # an equal CPU share and a task budget of its own, where cgroups allow
+            isolation_mod.join_cgroups(str(group), limits.nproc)
+        if isolation is not None:
+            try:
+                isolation_mod.enter(isolation, workdir, exposed)
+            except OSError as exc:
+                raise SandboxError(f"no private view of the machine for student code: {exc}") from None
+            workdir = os.path.realpath(workdir)
         # Limits first (root may set them), then the user: the hard limits stay.
         _apply_limits(resource, values, nproc=True)
         os.setgroups([])
@@ -600,18 +695,27 @@ def main(argv=None) -> int:
         print("segtutor.sandbox: no command given (put it after --)", file=sys.stderr)
         return 2
     parent = os.getppid()
-    workdir = os.path.abspath(args.workdir or tempfile.mkdtemp(prefix="segtutor-sandbox-"))
+    workdir = os.path.realpath(args.workdir or tempfile.mkdtemp(prefix="segtutor-sandbox-"))
     env = _sandbox_env(workdir, args.keep_env)
+    rt = None
     if args.runtime:
-        cmd = _use_runtime(cmd, env, args.runtime)
+        cmd, rt = _use_runtime(cmd, env, args.runtime)
     user = None if args.no_privilege_drop else (args.user or DEFAULT_USER)
+    isolation = exposed = None
+    if args.isolate:
+        from .isolation import default_exposed
+
+        isolation = Isolation(network=args.network, tmp_size=args.tmp_size or 0, shm_size=args.shm_size or 0,
+                              binds=tuple(args.bind), expose=tuple(args.expose))
+        exposed = default_exposed(rt)
     limits = Limits(memory=args.memory, address_space=args.address_space, cpu=args.cpu,
                     fsize=args.fsize, nproc=args.nproc, nofile=args.nofile)
     try:
         if args.workdir is None and privilege_drop_active(user):
             _, uid, gid = resolve_user(user)
             os.chown(workdir, uid, gid)
-        _enter(limits, user, args.group, workdir, parent, env)
+        _enter(limits, user, args.group, workdir, parent, env, own_uid=args.own_uid,
+               isolation=isolation, exposed=exposed or ())
     except (SandboxError, OSError, KeyError) as exc:
         print(f"segtutor.sandbox: {exc}", file=sys.stderr)
         return 126
@@ -632,7 +736,7 @@ def _use_runtime(cmd: list, env: dict, encoded: str) -> list:
     if os.path.realpath(cmd[0]) == os.path.realpath(sys.executable):
         cmd = [rt.python] + list(cmd[1:])
     env.update(rt.env())
-    return cmd
+    return cmd, rt
 
 
 def _apply_limits(resource, values: dict, nproc: bool) -> None:
@@ -703,12 +807,14 @@ class ForkServer:
             raise EOFError("the fork server stopped")
         return json.loads(line)
 
-    def run(self, argv, workdir: str, timeout: float, limits: Limits, user, group):
+    def run(self, argv, workdir: str, timeout: float, limits: Limits, user, group, *,
+            isolation: Isolation | None = None):
         """Run ``argv`` (``[python, -m, module, args...]``) like the launcher would; -> (returncode, timed_out)."""
         with self.lock:
             message = {
                 "argv": list(argv), "workdir": workdir, "timeout": timeout, "user": user, "group": group,
-                "limits": dataclasses.asdict(limits),
+                "limits": dataclasses.asdict(limits), "own_uid": own_uid_for(user, group),
+                "isolation": None if isolation is None else isolation.to_dict(),
             }
             try:
                 reply = self._request(message, timeout + 30)
@@ -783,7 +889,15 @@ def _serve_one(request: dict) -> dict:
             os.closerange(3, 1 << 16)
             os.setsid()
             env = _sandbox_env(workdir, keep=("PYTHONHOME", "LD_LIBRARY_PATH"))
-            _enter(limits, request.get("user"), request.get("group"), workdir, parent, env)
+            isolation = exposed = None
+            if request.get("isolation") is not None:
+                from .isolation import default_exposed
+
+                isolation = Isolation.from_dict(request["isolation"])
+                exposed = default_exposed(_active_runtime())
+            _enter(limits, request.get("user"), request.get("group"), workdir, parent, env,
+                   own_uid=bool(request.get("own_uid")), isolation=isolation, exposed=exposed or ())
+            workdir = os.path.realpath(workdir)
             os.environ.clear()
             os.environ.update(env)
             argv = request["argv"]

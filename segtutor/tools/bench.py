@@ -6,12 +6,21 @@ Each section prints a table and all figures go to one JSON file:
   kernel's peak resident memory (budget: 60 s per lesson for 00–02);
 * ``classical`` — Otsu and connected components vs scikit-image (target: Otsu <= 2x);
 * ``cluster``   — k-means inertia and time vs scikit-learn (target: inertia within 1 %);
+* ``backbones`` — lesson 03's models: parameters, multiply-adds, forward time;
+* ``fcn``       — lesson 04: FCN-32s/16s/8s trained under one budget, mIoU and boundary F
+  (targets: FCN-8s >= 0.90 mIoU within 60 s; 8s - 32s >= 0.15);
+* ``weak``      — lesson 05: FCN-8s trained from boxes (filled, banded, refined, self-trained) and
+  from true masks under one budget (target: best box-supervised >= 0.95 of full supervision);
+* ``maskrcnn``  — lesson 06: Mask R-CNN trained within 180 s, COCO box and mask AP
+  (targets: mask AP50 >= 0.90, mask AP >= 0.60);
 * ``grading``   — grading overhead vs plain execution, and 30 submissions of lesson 01
   (slow: minutes; run it with ``--only grading``).
 
 Examples
 --------
-``segtutor bench`` runs the default sections; ``segtutor bench --only lessons --json out.json``.
+``segtutor bench`` runs the default sections; ``segtutor bench --only lessons --json out.json``;
+``segtutor bench --only all`` every section, the whole course's figures (about half an hour
+on a 2-core CPU).
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import time
 from pathlib import Path
 
 DEFAULT_SECTIONS = ("lessons", "classical", "cluster", "widgets")
-ALL_SECTIONS = DEFAULT_SECTIONS + ("backbones", "grading")
+ALL_SECTIONS = DEFAULT_SECTIONS + ("backbones", "fcn", "weak", "maskrcnn", "grading")
 
 #: Where each section's function lives: ``module:function`` returning a dict of figures.
 SECTIONS = {
@@ -34,6 +43,9 @@ SECTIONS = {
     "grading": "segtutor.tools.bench_grading:bench_grading",
     "widgets": "segtutor.tools.bench_widgets:bench_widgets",
     "backbones": "segtutor.tools.bench_backbones:bench_backbones",
+    "fcn": "segtutor.tools.bench_fcn:bench_fcn",
+    "weak": "segtutor.tools.bench_weak:bench_weak",
+    "maskrcnn": "segtutor.tools.bench_maskrcnn:bench_maskrcnn",
 }
 
 
@@ -46,7 +58,7 @@ def _section(name: str):
 
 def add_arguments(parser) -> None:
     parser.add_argument("--only", default=",".join(DEFAULT_SECTIONS),
-                        help=f"comma-separated sections out of {', '.join(ALL_SECTIONS)} "
+                        help=f"comma-separated sections out of {', '.join(ALL_SECTIONS)}, or all "
                              f"(default: {','.join(DEFAULT_SECTIONS)})")
     parser.add_argument("--json", default="bench-results/bench.json", help="where to write the figures")
     parser.add_argument("--lessons", default=None, help="lessons folder (default: the checkout's)")
@@ -95,6 +107,8 @@ def _print_flat(figures: dict, indent: str = "  ") -> None:
 
 def main(args) -> int:
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    if sections == ["all"]:
+        sections = list(ALL_SECTIONS)
     unknown = sorted(set(sections) - set(ALL_SECTIONS))
     if unknown:
         print(f"segtutor bench: unknown section(s) {unknown}; choose from {list(ALL_SECTIONS)}", file=sys.stderr)

@@ -28,6 +28,15 @@ def _median_ms(explorer, changes) -> float:
     return round(1000 * statistics.median(times), 1)
 
 
+def _bench_fcn(size):
+    """Lesson 04's explorer over three (untrained: same cost) FCNs, moving the scene slider."""
+    from segtutor import fcn, widgets
+
+    images, labels = fcn.scenes(5, seed=2, size=size)
+    models = {variant: fcn.build_model(fcn.Config(variant=variant)) for variant in fcn.VARIANTS}
+    return _median_ms(widgets.FCNExplorer(models, images, labels), [{"index": i} for i in (1, 2, 3, 4, 0)])
+
+
 def bench_widgets(size: int = 256) -> dict:
     """Median redraw time (ms) of each lesson widget for a control change."""
     from segtutor import data, widgets
@@ -46,6 +55,7 @@ def bench_widgets(size: int = 256) -> dict:
                                                   [{"block_size": b} for b in (21, 31, 41, 51, 61)])
     figures["02_kmeans_ms"] = _median_ms(widgets.KMeansExplorer(rgb, labels, num_classes=4),
                                          [{"k": k} for k in (2, 3, 5, 6, 4)])
+    figures["04_fcn_scenes_ms"] = _bench_fcn(size)
     figures["image_size"] = f"{size} x {size}"
     figures["target_ms"] = 200
     return figures

@@ -4,6 +4,7 @@
 
     segtutor open      your workspace of the lessons (student versions) in JupyterLab
     segtutor doctor    versions, device, widgets, data and weights available
+    segtutor fetch     pre-cache the pretrained weights and datasets (hubs, full profile)
     segtutor bench     run the benchmarks and print their figures
     segtutor release   write student versions of the lessons (instructors)
     segtutor grade     grade a folder of submissions (instructors)
@@ -71,6 +72,12 @@ def _doctor(args) -> int:
     return doctor.main()
 
 
+def _fetch(args) -> int:
+    from segtutor.tools import fetch
+
+    return fetch.main(args)
+
+
 def _bench(args) -> int:
     from segtutor.tools import bench
 
@@ -103,6 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="report versions, device, widgets, data and weights")
     p.set_defaults(func=_doctor)
+
+    p = sub.add_parser(
+        "fetch", help="download the pretrained weights and datasets of the full profile (checksums checked)",
+        description="Download the torchvision weights and the datasets (VOC 2012, Oxford-IIIT Pet, "
+                    "Penn-Fudan) the full profile uses, into $TORCH_HOME and $SEGTUTOR_DATA, checking "
+                    "every file's checksum; what is present is kept.")
+    from segtutor.tools import fetch
+
+    fetch.add_arguments(p)
+    p.set_defaults(func=_fetch)
 
     p = sub.add_parser("bench", help="run the benchmarks and print their figures")
     from segtutor.tools import bench

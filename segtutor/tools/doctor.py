@@ -27,7 +27,7 @@ KNOWN_WEIGHTS = {
     "vgg16": "vgg16-397923af.pth",
     "googlenet": "googlenet-1378be20.pth",
     "resnet18": "resnet18-f37072fd.pth",
-    "resnet50": "resnet50-11ad3fa6.pth",
+    "resnet50": "resnet50-0676ba61.pth",
     "maskrcnn_resnet50_fpn_v2": "maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
 }
 
@@ -74,6 +74,10 @@ def collect(check_torch: bool = True) -> dict:
     cache = paths.weights_dir()
     report["weights"] = {name: (cache / filename).is_file() for name, filename in KNOWN_WEIGHTS.items()}
     report["weights_dir"] = str(cache)
+    from segtutor import datasets
+
+    report["datasets"] = datasets.status()
+    report["data_dir"] = str(paths.data_dir())
 
     samples = {}
     for name in data.SAMPLE_IMAGES:
@@ -102,6 +106,12 @@ def format_report(report: dict) -> str:
         "Pretrained       "
         + (", ".join(cached) if cached else "none cached (lessons 03-06 start from random weights)")
         + (f"  [{report['weights_dir']}]" if report["weights_dir"] else "")
+    )
+    have = [n for n, v in report["datasets"].items() if v]
+    lines.append(
+        "Datasets         "
+        + (", ".join(have) if have else "none (the full profile's real data: segtutor fetch datasets)")
+        + f"  [{report['data_dir']}]"
     )
     lessons = report["lessons"]
     lines.append(f"Lessons          {len(lessons)} in {report['lessons_dir']}" if lessons else "Lessons          not found (run from the course checkout)")

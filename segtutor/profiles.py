@@ -1,0 +1,149 @@
+"""Quick and full profiles: how big a run of a lesson is on this machine.
+
+=========  ===========================================================================
+profile    what the lessons do
+=========  ===========================================================================
+quick      synthetic data and small models; seconds on a laptop CPU (the default
+           without a CUDA device)
+full       real data (:mod:`segtutor.datasets`), pretrained backbones, CUDA with mixed
+           precision, data-loader workers sized to the machine (the default with CUDA)
+=========  ===========================================================================
+
+Choose one with the environment variable ``SEGTUTOR_PROFILE=quick`` or ``full``;
+every lesson asks :func:`profile` (or :func:`settings`), so one variable switches the
+whole course. The numbers of a run depend only on the profile and the seed: the
+full profile on a CPU gives the same numbers for the same seed every time.
+
+Examples
+--------
+>>> from segtutor import profiles
+>>> profiles.profile("quick")
+'quick'
+>>> profiles.settings("quick").device
+'cpu'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+__all__ = ["PROFILES", "ENV_VAR", "Settings", "profile", "settings"]
+
+#: The profiles, lightest first.
+PROFILES = ("quick", "full")
+
+#: The environment variable that chooses the profile.
+ENV_VAR = "SEGTUTOR_PROFILE"
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except Exception:  # no torch: the quick profile is all there is
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def profile(name=None) -> str:
+    """The profile to run: ``"quick"`` or ``"full"``.
+
+    Parameters
+    ----------
+    name : {"quick", "full"}, optional
+        Use this profile. By default ``$SEGTUTOR_PROFILE``; when it is unset or
+        empty, ``"full"`` if a CUDA device is available and ``"quick"`` otherwise.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        For any other value (of ``name`` or of ``SEGTUTOR_PROFILE``).
+
+    Examples
+    --------
+    >>> profile("full")
+    'full'
+    >>> profile("fast")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown profile 'fast': expected 'quick' or 'full'
+    """
+    source = "profile"
+    if name is None:
+        name = os.environ.get(ENV_VAR, "").strip()
+        source = ENV_VAR
+        if not name:
+            return "full" if _cuda_available() else "quick"
+    if not isinstance(name, str):
+        raise TypeError(f"profile must be the string 'quick' or 'full', got {type(name).__name__} {name!r}")
+    chosen = name.strip().lower()
+    if chosen not in PROFILES:
+        where = "" if source == "profile" else f" in {ENV_VAR}"
+        raise ValueError(f"unknown profile {name!r}{where}: expected 'quick' or 'full'")
+    return chosen
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What a profile means on this machine.
+
+    Attributes
+    ----------
+    name : str
+        ``"quick"`` or ``"full"``.
+    device : str
+        ``"cuda"`` for the full profile when a CUDA device is available, else ``"cpu"``.
+    mixed_precision : bool
+        Autocast to float16 (only on CUDA: the CPU keeps float32 and its exact numbers).
+    num_workers : int
+        Data-loader worker processes: 0 for quick, one per core up to 8 (keeping one core
+        for the notebook) for full.
+    real_data : bool
+        Whether lessons use the real datasets of :mod:`segtutor.datasets` when present.
+    pretrained : bool
+        Whether lessons start from pretrained backbones when the weights are cached.
+    """
+
+    name: str
+    device: str
+    mixed_precision: bool
+    num_workers: int
+    real_data: bool
+    pretrained: bool
+
+
+def settings(name=None) -> Settings:
+    """The :class:`Settings` of a profile on this machine.
+
+    Parameters
+    ----------
+    name : {"quick", "full"}, optional
+        As for :func:`profile` (default: ``$SEGTUTOR_PROFILE``, else by device).
+
+    Returns
+    -------
+    Settings
+
+    Examples
+    --------
+    >>> s = settings("quick")
+    >>> s.name, s.device, s.mixed_precision, s.num_workers, s.real_data
+    ('quick', 'cpu', False, 0, False)
+    """
+    chosen = profile(name)
+    if chosen == "quick":
+        return Settings("quick", "cpu", False, 0, False, False)
+    cuda = _cuda_available()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return Settings(
+        "full",
+        "cuda" if cuda else "cpu",
+        mixed_precision=cuda,
+        num_workers=max(0, min(8, cores - 1)),
+        real_data=True,
+        pretrained=True,
+    )

@@ -1,0 +1,62 @@
+"""SEGTUTOR_PROFILE: quick or full, chosen by the environment or by the device."""
+
+import pytest
+import torch
+
+from segtutor import profiles
+
+
+@pytest.mark.parametrize("cuda, expected", [(False, "quick"), (True, "full")])
+def test_default_follows_the_device(monkeypatch, cuda, expected):
+    monkeypatch.delenv("SEGTUTOR_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert profiles.profile() == expected
+    monkeypatch.setenv("SEGTUTOR_PROFILE", "  ")  # empty counts as unset
+    assert profiles.profile() == expected
+
+
+@pytest.mark.parametrize("value, expected", [("quick", "quick"), ("full", "full"), (" FULL ", "full")])
+def test_environment_chooses(monkeypatch, value, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("SEGTUTOR_PROFILE", value)
+    assert profiles.profile() == expected
+    assert profiles.settings().name == expected
+
+
+def test_bad_values_are_named(monkeypatch):
+    monkeypatch.setenv("SEGTUTOR_PROFILE", "turbo")
+    with pytest.raises(ValueError, match="unknown profile 'turbo' in SEGTUTOR_PROFILE: expected 'quick' or 'full'"):
+        profiles.profile()
+    with pytest.raises(ValueError, match="unknown profile 'turbo'"):
+        profiles.settings()
+    with pytest.raises(TypeError, match="profile must be the string 'quick' or 'full', got int 1"):
+        profiles.profile(1)
+
+
+def test_an_argument_overrides_the_environment(monkeypatch):
+    monkeypatch.setenv("SEGTUTOR_PROFILE", "full")
+    assert profiles.profile("quick") == "quick"
+
+
+@pytest.mark.parametrize("cuda", [False, True])
+def test_settings(monkeypatch, cuda):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    quick = profiles.settings("quick")
+    assert (quick.device, quick.mixed_precision, quick.num_workers, quick.real_data, quick.pretrained) == (
+        "cpu", False, 0, False, False)
+    full = profiles.settings("full")
+    assert full.device == ("cuda" if cuda else "cpu") and full.mixed_precision is cuda
+    assert full.real_data and full.pretrained
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    assert full.num_workers == min(8, cores - 1) and 0 <= full.num_workers < cores
+
+
+def test_importing_profiles_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, segtutor.profiles; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
