@@ -225,7 +225,7 @@ class Config:
     detections: int = 20
     box_score_threshold: float = 0.01
     batch_size: int = 4
-    iterations: int = 750
+    iterations: int = 650
     lr: float = 0.03
     momentum: float = 0.9
     weight_decay: float = 1e-4

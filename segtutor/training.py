@@ -21,6 +21,7 @@ Examples
 --------
 >>> import os, tempfile
 >>> from segtutor import training
+>>> saved = os.environ.get("SEGTUTOR_CACHE")
 >>> os.environ["SEGTUTOR_CACHE"] = tempfile.mkdtemp()
 >>> def train():
 ...     return {"answer": 42}
@@ -28,7 +29,10 @@ Examples
 ({'answer': 42}, False)
 >>> training.cached("doc-example", {"steps": 1}, train)
 ({'answer': 42}, True)
->>> del os.environ["SEGTUTOR_CACHE"]
+>>> if saved is None:
+...     del os.environ["SEGTUTOR_CACHE"]
+... else:
+...     os.environ["SEGTUTOR_CACHE"] = saved
 """
 
 from __future__ import annotations
@@ -349,6 +353,7 @@ def cached(name: str, config: dict, train: Callable[[], dict], *, sources=()) ->
     --------
     >>> import os, tempfile
     >>> from segtutor import training
+    >>> saved = os.environ.get("SEGTUTOR_CACHE")
     >>> os.environ["SEGTUTOR_CACHE"] = tempfile.mkdtemp()
     >>> calls = []
     >>> def train():
@@ -358,7 +363,10 @@ def cached(name: str, config: dict, train: Callable[[], dict], *, sources=()) ->
     (False, True)
     >>> len(calls)  # trained once
     1
-    >>> del os.environ["SEGTUTOR_CACHE"]
+    >>> if saved is None:
+    ...     del os.environ["SEGTUTOR_CACHE"]
+    ... else:
+    ...     os.environ["SEGTUTOR_CACHE"] = saved
     """
     _check_name(name)
     if not callable(train):

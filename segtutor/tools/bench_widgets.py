@@ -37,6 +37,27 @@ def _bench_fcn(size):
     return _median_ms(widgets.FCNExplorer(models, images, labels), [{"index": i} for i in (1, 2, 3, 4, 0)])
 
 
+def _bench_weak(size):
+    """Lesson 05's explorer: boxes, two kinds of pseudo-mask and the truth, moving the scene slider."""
+    from segtutor import fcn, weak, widgets
+
+    scenes = weak.instance_scenes(5, seed=2, config=fcn.Config(size=size))
+    pseudo = {kind: weak.pseudo_labels(scenes, kind) for kind in ("box", "band")}
+    return _median_ms(widgets.WeakLabelExplorer(scenes, pseudo), [{"index": i} for i in (1, 2, 3, 4, 0)])
+
+
+def _bench_detections(size):
+    """Lesson 06's explorer on the true objects of a scene (scored), moving the score threshold."""
+    import numpy as np
+
+    from segtutor import maskrcnn, widgets
+
+    scene = maskrcnn.instance_scenes(1, seed=3, config=maskrcnn.Config(size=size))[0]
+    detections = dict(scene, scores=np.linspace(1.0, 0.1, len(scene["labels"])))
+    explorer = widgets.DetectionExplorer(scene["image"], detections, score_threshold=0.5)
+    return _median_ms(explorer, [{"score_threshold": t} for t in (0.2, 0.4, 0.6, 0.8, 0.3)])
+
+
 def bench_widgets(size: int = 256) -> dict:
     """Median redraw time (ms) of each lesson widget for a control change."""
     from segtutor import data, widgets
@@ -56,6 +77,8 @@ def bench_widgets(size: int = 256) -> dict:
     figures["02_kmeans_ms"] = _median_ms(widgets.KMeansExplorer(rgb, labels, num_classes=4),
                                          [{"k": k} for k in (2, 3, 5, 6, 4)])
     figures["04_fcn_scenes_ms"] = _bench_fcn(size)
+    figures["05_weak_labels_ms"] = _bench_weak(size)
+    figures["06_detections_ms"] = _bench_detections(size)
     figures["image_size"] = f"{size} x {size}"
     figures["target_ms"] = 200
     return figures

@@ -253,8 +253,11 @@ def build_class(released_path, course):
         os.path.join(course, "nbgrader_config.py"),
         os.path.join(ROOT, "segtutor", "exercises", "_core.py"),
     ]
-    nb = answered()
-    subs["intruder"] = _insert_after(nb, "setup", INTRUDER.replace("{TARGETS!r}", repr(targets)))
+    if AS_ROOT:
+        # Only with the privilege drop: without it student code runs with the grader's rights
+        # (docs/grading.md, threat model) and would really write into the course and the checkout.
+        nb = answered()
+        subs["intruder"] = _insert_after(nb, "setup", INTRUDER.replace("{TARGETS!r}", repr(targets)))
     return subs, targets
 
 
