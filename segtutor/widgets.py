@@ -592,6 +592,9 @@ class DetectionExplorer(Explorer):
         self._ax.set_title(f"{self.n_shown} of {len(self.scores)} detections with score >= "
                            f"{self.score_threshold:.2f}", fontsize=10)
 
+    def _dynamic_artists(self):
+        return [self._shown_image, *self._patches, *self._texts, self._ax.title]
+
     def _controls(self):
         import ipywidgets
 

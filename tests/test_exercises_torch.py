@@ -74,13 +74,19 @@ def test_the_fixture_is_built_deterministically_and_copied_per_use(demo):
         demo.fixture("backbone")
 
 
-def test_checking_leaves_the_learners_random_numbers_and_settings_alone(demo):
-    torch.manual_seed(123)
-    expected_next = torch.rand(1)
-    torch.manual_seed(123)
-    exercises.check("tutorial.scale_shift", _learner_class())
-    assert torch.equal(torch.rand(1), expected_next)
-    assert not torch.are_deterministic_algorithms_enabled()
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_checking_leaves_the_learners_random_numbers_and_settings_alone(demo, deterministic):
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(deterministic)  # whatever the learner chose (lessons choose True)
+    try:
+        torch.manual_seed(123)
+        expected_next = torch.rand(1)
+        torch.manual_seed(123)
+        exercises.check("tutorial.scale_shift", _learner_class())
+        assert torch.equal(torch.rand(1), expected_next)
+        assert torch.are_deterministic_algorithms_enabled() is deterministic
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 def test_the_wrong_answers_are_rejected_with_pointed_messages(demo):

@@ -232,3 +232,19 @@ def test_lesson_widgets_show_a_static_picture_without_a_front_end(name):
 def test_public_api_is_documented_with_examples():
     for name in widgets.__all__:
         assert "Examples" in getattr(widgets, name).__doc__, name
+
+
+def test_the_detection_explorer_redraws_what_the_threshold_changes():
+    """After the first render only the dynamic artists are redrawn: they must include the ones that change."""
+    from segtutor import maskrcnn
+
+    scene = maskrcnn.instance_scenes(1, seed=3)[0]
+    n = len(scene["labels"])
+    detections = dict(scene, scores=np.linspace(1.0, 0.2, n))
+    explorer = widgets.DetectionExplorer(scene["image"], detections, score_threshold=0.95)
+    first = explorer.png()
+    explorer.set(score_threshold=0.0)
+    assert explorer.n_shown == n > 1
+    assert explorer.png() != first
+    explorer.set(score_threshold=0.95)
+    assert explorer.png() == first  # the same state draws the same picture

@@ -157,6 +157,22 @@ def _notebook_format(path: str):
         return None, None
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory (MiB) since it started its program.
+
+    ``VmHWM`` belongs to the process's own address space; ``ru_maxrss`` survives
+    ``exec`` and so also counts the parent's pages the child held between fork and exec.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def _limit_memory(settings: dict) -> None:
     """A memory limit (soft ``RLIMIT_DATA``) for this worker: results are decoded and compared here.
 
@@ -285,7 +301,7 @@ def grade_one(course_dir: str, assignment: str, student: str, settings: dict) ->
     finally:
         shutil.rmtree(staging_root, ignore_errors=True)
     result["seconds"] = round(time.monotonic() - start, 2)
-    result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["peak_rss_mib"] = _peak_rss_mib()
     log.removeHandler(errors)
     return result
 

@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 import zipfile
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -484,8 +485,12 @@ def test_a_filesystem_search_finds_no_solutions_outside_its_own_scratch():
     try:
         exposed = _search_as_student(canary, isolation_on=False)
         assert len([h for h in exposed["hits"] if "segtutor-canary-" in h]) == 3, exposed["hits"]
-        lessons_readable = all(os.stat(p).st_mode & stat.S_IROTH and os.stat(p).st_mode & stat.S_IXOTH
-                               for p in (ROOT, os.path.join(ROOT, "lessons")))
+        # reachable by others only if every folder on the way lets them through (a checkout
+        # under a private home folder is not)
+        lessons = os.path.join(ROOT, "lessons")
+        ancestors = [p for p in Path(lessons).resolve().parents]
+        lessons_readable = (all(os.stat(p).st_mode & stat.S_IXOTH for p in ancestors)
+                            and os.stat(lessons).st_mode & stat.S_IROTH and os.stat(lessons).st_mode & stat.S_IXOTH)
         if lessons_readable:
             assert any(h.startswith(os.path.join(ROOT, "lessons")) for h in exposed["hits"]), exposed["hits"]
         private = _search_as_student(canary, isolation_on=True)

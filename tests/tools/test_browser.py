@@ -162,6 +162,9 @@ def _run_all(page, timeout_s: float):
     # kernel to be idle, and click again if no cell has started 30 s later.
     page.wait_for_function("() => /\\|\\s*Idle/.test(document.body.innerText)", timeout=180_000)
     for _ in range(3):
+        dialogs = _dismiss_dialogs(page)
+        if dialogs:
+            print("dialogs accepted before Run All:", dialogs)
         _click_run_all(page)
         deadline = time.monotonic() + 30
         while page.evaluate(_STARTED_CELLS) == 0 and time.monotonic() < deadline:
@@ -203,7 +206,37 @@ def _move_slider(page):
 
 
 def _open(page, lab, relpath):
-    page.goto(f"{lab['base']}/lab/tree/{relpath}?token={lab['token']}", wait_until="domcontentloaded")
+    # ?reset: an empty workspace, so the page holds this notebook only (not the ones opened before)
+    page.goto(f"{lab['base']}/lab/tree/{relpath}?reset&token={lab['token']}", wait_until="domcontentloaded")
+
+
+def _shutdown_kernels(lab):
+    """Stop every kernel of the server (one lesson's kernel must not hold memory during the next)."""
+    import json
+
+    def call(method, path):
+        request = urllib.request.Request(f"{lab['base']}{path}?token={lab['token']}", method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.read()
+
+    with contextlib.suppress(OSError, ValueError):
+        for session in json.loads(call("GET", "/api/sessions")):
+            with contextlib.suppress(OSError):
+                call("DELETE", f"/api/sessions/{session['id']}")
+
+
+def _dismiss_dialogs(page) -> list:
+    """Accept any dialog in the way (its text is returned, for the failure message)."""
+    seen = []
+    dialogs = page.locator(".jp-Dialog")
+    for _ in range(3):
+        if not dialogs.count() or not dialogs.first.is_visible():
+            break
+        seen.append(dialogs.first.inner_text()[:300])
+        buttons = dialogs.first.locator(".jp-Dialog-button.jp-mod-accept")
+        (buttons.first.click() if buttons.count() else page.keyboard.press("Escape"))
+        time.sleep(1)
+    return seen
 
 
 def _slider_moves_the_picture(page, name):
@@ -230,6 +263,7 @@ def test_the_widget_reacts_in_real_jupyterlab(lab, browser, lesson):
         _slider_moves_the_picture(page, lesson.stem)
     finally:
         page.close()
+        _shutdown_kernels(lab)
 
 
 @pytest.mark.slow
@@ -245,3 +279,4 @@ def test_a_student_release_says_not_done_and_its_widget_still_works(lab, browser
         _slider_moves_the_picture(page, f"{RELEASED_LESSON}-student")
     finally:
         page.close()
+        _shutdown_kernels(lab)
