@@ -36,7 +36,7 @@ import tempfile
 import time
 import unicodedata
 
-from segtutor.grading.process import MAX_FILES, MAX_SUBMISSION_BYTES
+from segtutor.grading.process import MAX_FILES, MAX_SUBMISSION_BYTES, peak_rss_mib
 
 __all__ = ["GradingResult", "add_cli", "grade", "import_submissions", "release", "setup_course",
            "student_id_problem"]
@@ -993,8 +993,6 @@ def grade(
 def _grade(course_dir, submissions, assignment, start, *, jobs, cell_timeout, notebook_timeout, memory_limit,
            sandbox_user, force, csv_path, lessons, scratch_root, progress, students, isolate, max_files,
            max_submission_size) -> GradingResult:
-    import resource
-
     from segtutor.grading import sandbox
 
     if lessons is not None or not os.path.isdir(os.path.join(course_dir, "source", assignment)):
@@ -1106,7 +1104,7 @@ def _grade(course_dir, submissions, assignment, start, *, jobs, cell_timeout, no
         rows=rows, csv_path=csv_path, feedback_dir=os.path.join(course_dir, "feedback"),
         graded=sorted(fresh), skipped=sorted(skipped), seconds=round(time.monotonic() - start, 2),
         per_student_seconds={s: r.get("seconds") for s, r in fresh.items()}, notes=notes,
-        peak_rss_mib={"scheduler": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        peak_rss_mib={"scheduler": peak_rss_mib(),
                       "workers": max(workers_rss) if workers_rss else None},
     )
 

@@ -65,6 +65,25 @@ def run_killable(argv: list, workdir: str, timeout: float, *, env=None, cleanup=
     return LaunchResult(None if timed_out else proc.returncode, timed_out, read_tail(err_path))
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB (``VmHWM``), since it started its program.
+
+    ``VmHWM`` belongs to the process's own address space, so a worker started with
+    fork + exec does not count its parent's pages; ``ru_maxrss`` (the fallback where
+    ``/proc`` is missing) survives ``exec`` and would.
+    """
+    import resource
+
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def read_tail(path: str, size: int = 2000) -> str:
     """The last ``size`` bytes of a regular file as text; ``""`` for anything else.
 

@@ -157,22 +157,6 @@ def _notebook_format(path: str):
         return None, None
 
 
-def _peak_rss_mib() -> float:
-    """This process's peak resident memory (MiB) since it started its program.
-
-    ``VmHWM`` belongs to the process's own address space; ``ru_maxrss`` survives
-    ``exec`` and so also counts the parent's pages the child held between fork and exec.
-    """
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
 def _limit_memory(settings: dict) -> None:
     """A memory limit (soft ``RLIMIT_DATA``) for this worker: results are decoded and compared here.
 
@@ -195,11 +179,10 @@ def _limit_memory(settings: dict) -> None:
 
 def grade_one(course_dir: str, assignment: str, student: str, settings: dict) -> dict:
     """Autograde one student's submission and write its feedback; returns a JSON-able report."""
-    import resource
-
     from nbgrader.coursedir import CourseDirectory
 
     from segtutor.grading.nbgrader_pp import GradebookAutograde, LiteralFeedback, is_valid_notebook
+    from segtutor.grading.process import peak_rss_mib
 
     start = time.monotonic()
     log = _logger(os.path.join(course_dir, ".segtutor", "logs", assignment, f"{student}.log"))
@@ -301,7 +284,7 @@ def grade_one(course_dir: str, assignment: str, student: str, settings: dict) ->
     finally:
         shutil.rmtree(staging_root, ignore_errors=True)
     result["seconds"] = round(time.monotonic() - start, 2)
-    result["peak_rss_mib"] = _peak_rss_mib()
+    result["peak_rss_mib"] = peak_rss_mib()
     log.removeHandler(errors)
     return result
 
