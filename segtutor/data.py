@@ -38,6 +38,7 @@ __all__ = [
     "make_scene",
     "make_scenes",
     "make_instance_scene",
+    "mask_boxes",
     "make_gray_scene",
     "sample_image",
 ]
@@ -514,24 +515,56 @@ def make_instance_scene(
     image, instances, object_labels = _render(
         size, n_objects, classes, min_size, max_size, noise, texture, touching, color_jitter, seed
     )
-    masks, boxes, labels = [], [], []
+    masks, labels = [], []
     for k, label in enumerate(object_labels):
         mask = instances == k + 1
         if not mask.any():
             continue
-        rows = np.flatnonzero(mask.any(axis=1))
-        cols = np.flatnonzero(mask.any(axis=0))
         masks.append(mask)
-        boxes.append([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1])
         labels.append(label)
     shape = instances.shape
+    masks = np.array(masks, dtype=bool).reshape((len(masks),) + shape)
     return {
         "image": image,
-        "masks": np.array(masks, dtype=bool).reshape((len(masks),) + shape),
-        "boxes": np.array(boxes, dtype=np.float32).reshape(len(boxes), 4),
+        "masks": masks,
+        "boxes": mask_boxes(masks),
         "labels": np.array(labels, dtype=np.int64),
         "semantic": np.concatenate([[0], object_labels]).astype(np.int64)[instances],
     }
+
+
+def mask_boxes(masks):
+    """The box of every mask: ``(x0, y0, x1, y1)`` with ``x1``, ``y1`` exclusive (torchvision's XYXY).
+
+    Parameters
+    ----------
+    masks : array_like of bool, shape (N, H, W)
+        One mask per object; none may be empty.
+
+    Returns
+    -------
+    ndarray of float32, shape (N, 4)
+        ``torchvision.ops.masks_to_boxes`` gives the same boxes with ``x1``, ``y1``
+        one smaller (the last column and row inside the mask).
+
+    Examples
+    --------
+    >>> masks = np.zeros((1, 5, 6), bool)
+    >>> masks[0, 1:3, 2:5] = True
+    >>> mask_boxes(masks)
+    array([[2., 1., 5., 3.]], dtype=float32)
+    """
+    masks = np.asarray(masks)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must have shape (N, H, W); got shape {masks.shape}")
+    masks = masks.astype(bool, copy=False)
+    boxes = np.zeros((len(masks), 4), np.float32)
+    for k, mask in enumerate(masks):
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if not len(rows):
+            raise ValueError(f"mask {k} is empty: an empty mask has no box")
+        boxes[k] = [cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]
+    return boxes
 
 
 def make_gray_scene(size=128, *, n_objects=6, contrast=0.4, noise=0.05, gradient=0.0, seed=0):

@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segtutor import data as _data
 from segtutor._checks import as_int, describe
 
 __all__ = [
@@ -547,10 +548,7 @@ class PennFudan:
         ids = np.unique(mask)
         ids = ids[ids != 0]
         masks = mask[None] == ids[:, None, None]
-        boxes = np.zeros((len(ids), 4), np.float32)
-        for k, m in enumerate(masks):
-            rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-            boxes[k] = [cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]
+        boxes = _data.mask_boxes(masks)
         image_tv, masks_tv = _to_tv(image, masks.astype(np.uint8))
         target = {
             "boxes": tv_tensors.BoundingBoxes(torch.from_numpy(boxes), format="XYXY", canvas_size=mask.shape),

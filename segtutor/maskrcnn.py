@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segtutor import data as _data
 from segtutor._checks import as_float, as_image, as_int, describe
 
 __all__ = [
@@ -2211,10 +2212,7 @@ class PennFudanDataset:
         ids = np.unique(mask)
         ids = ids[ids != 0]
         masks = mask[None] == ids[:, None, None]
-        boxes = np.zeros((len(ids), 4), np.float32)
-        for k, m in enumerate(masks):
-            rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-            boxes[k] = [cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]
+        boxes = _data.mask_boxes(masks)
         target = {
             "boxes": torch.from_numpy(boxes),
             "labels": torch.ones(len(ids), dtype=torch.int64),

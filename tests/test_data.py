@@ -394,3 +394,18 @@ def test_import_is_cheap():
 def test_all_names_exist():
     for name in data.__all__:
         assert hasattr(data, name)
+
+
+def test_mask_boxes_are_torchvisions_boxes_with_exclusive_ends():
+    import torch
+    from torchvision.ops import masks_to_boxes
+
+    scene = data.make_instance_scene(size=80, n_objects=6, seed=7)
+    boxes = data.mask_boxes(scene["masks"])
+    expected = masks_to_boxes(torch.from_numpy(scene["masks"])).numpy() + [0, 0, 1, 1]
+    np.testing.assert_array_equal(boxes, expected)
+    np.testing.assert_array_equal(scene["boxes"], boxes)
+    with pytest.raises(ValueError, match="mask 1 is empty"):
+        data.mask_boxes(np.stack([scene["masks"][0], np.zeros_like(scene["masks"][0])]))
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        data.mask_boxes(scene["masks"][0])
