@@ -301,8 +301,6 @@ def instance_scenes(n, *, seed=0, config=None, empty=0):
     >>> len(instance_scenes(1, seed=1, empty=1)[0]["labels"])
     0
     """
-    from segtutor import data
-
     config = Config() if config is None else config
     if not isinstance(config, Config):
         raise TypeError(f"config must be a segtutor.maskrcnn.Config, got {describe(config)}")
@@ -313,7 +311,7 @@ def instance_scenes(n, *, seed=0, config=None, empty=0):
     for i in range(n):
         count_rng = np.random.default_rng([seed, i, 1])
         objects = 0 if i < empty else int(count_rng.integers(config.min_objects, config.max_objects + 1))
-        scenes.append(data.make_instance_scene(
+        scenes.append(_data.make_instance_scene(
             config.size, n_objects=objects, min_size=config.min_size, max_size=config.max_size,
             noise=config.noise, touching=True, seed=(seed, i),
         ))
