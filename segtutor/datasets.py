@@ -58,6 +58,7 @@ __all__ = [
     "PET_CLASSES",
     "PENNFUDAN_CLASSES",
     "LAYOUTS",
+    "TITLES",
     "SOURCES",
     "VOCSegmentation",
     "OxfordPet",
@@ -108,7 +109,8 @@ SOURCES = {
     "pennfudan": (("https://www.cis.upenn.edu/~jshi/ped_html/PennFudanPed.zip", None),),
 }
 
-_NAMES = {"voc": "PASCAL VOC 2012 segmentation", "pet": "Oxford-IIIT Pet",
+#: Each dataset's name in messages.
+TITLES = {"voc": "PASCAL VOC 2012 segmentation", "pet": "Oxford-IIIT Pet",
           "pennfudan": "Penn-Fudan pedestrians"}
 _HOW = {
     "voc": "run `segtutor fetch voc` (or pass download=True) where there is internet access",
@@ -208,7 +210,7 @@ def _check_root(root, dataset: str) -> Path:
 def _missing(dataset: str, root: Path, what: Path) -> FileNotFoundError:
     layout = "\n".join(f"  {root / entry}" for entry in LAYOUTS[dataset])
     return FileNotFoundError(
-        f"{_NAMES[dataset]} not found: {what} does not exist. Expected the layout\n{layout}\n"
+        f"{TITLES[dataset]} not found: {what} does not exist. Expected the layout\n{layout}\n"
         f"To get it, {_HOW[dataset]} (the data folder is $SEGTUTOR_DATA, now {root})."
     )
 
@@ -265,7 +267,7 @@ def _download_guard(dataset: str, root: Path):
         urls = ", ".join(url for url, _ in SOURCES[dataset])
         layout = "\n".join(f"  {root / entry}" for entry in LAYOUTS[dataset])
         raise ConnectionError(
-            f"could not download {_NAMES[dataset]} from {urls} ({type(exc).__name__}: {exc}). "
+            f"could not download {TITLES[dataset]} from {urls} ({type(exc).__name__}: {exc}). "
             f"Without internet access, copy the dataset from a machine that has it, in the layout\n{layout}"
         ) from None
     finally:

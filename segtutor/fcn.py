@@ -98,6 +98,15 @@ __all__ = [
     "plot_scores",
     "plot_boundaries",
     "plot_sizes",
+    "HUB_BACKBONES",
+    "HubConfig",
+    "hub_datasets",
+    "pennfudan_split",
+    "hub_model",
+    "evaluate_dataset",
+    "train_on",
+    "hub_run",
+    "plot_hub_run",
 ]
 
 #: The three networks of the paper, by the stride of their finest scores.
@@ -1630,4 +1639,443 @@ def plot_sizes(model, sizes, *, seed=30, config=None):
     handles = [Patch(facecolor=viz.PALETTE[v] / 255, label=f"predicted {name}")
                for v, name in enumerate(_data.CLASS_NAMES) if v > 0]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize="small", frameon=False)
+    return fig
+
+
+# =========================================================================== on a hub: real photographs
+
+#: The backbones a run on real photographs can use (``"tiny"``: :class:`TinyBackbone`, for CPUs).
+HUB_BACKBONES = ("tiny", "vgg16", "resnet18", "resnet50")
+
+
+@dataclasses.dataclass(frozen=True)
+class HubConfig:
+    """A run on real photographs (the full profile; see :func:`hub_run`).
+
+    The defaults follow torchvision's ``references/segmentation`` (SGD, momentum 0.9,
+    learning rate 0.01 with "poly" decay, weight decay 1e-4, batches of 8 random
+    crops) with FCN-8s over VGG-16, as in the paper, on PASCAL VOC 2012's
+    ``train`` split, scored on the first ``val_images`` images of ``val`` (centre
+    crops of ``size``; 0 scores the whole split). Penn-Fudan (people vs background)
+    has no split files: its last images are held out, 50 of 170 as in torchvision's
+    detection tutorial. ``threads``: torch's CPU threads
+    during training on a CPU (0 keeps torch's setting, all cores).
+
+    Examples
+    --------
+    >>> HubConfig(dataset="pet").as_dict()["dataset"]
+    'pet'
+    >>> HubConfig(backbone="alexnet")
+    Traceback (most recent call last):
+    ...
+    ValueError: backbone must be one of ('tiny', 'vgg16', 'resnet18', 'resnet50'), got 'alexnet'
+    """
+
+    dataset: str = "voc"
+    backbone: str = "vgg16"
+    variant: str = "8s"
+    weights: str = "auto"
+    size: int = 320
+    iterations: int = 3000
+    batch_size: int = 8
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    eval_every: int = 1000
+    val_images: int = 300
+    threads: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.dataset not in ("voc", "pet", "pennfudan"):
+            raise ValueError(f"dataset must be 'voc', 'pet' or 'pennfudan', got {self.dataset!r}")
+        if self.backbone not in HUB_BACKBONES:
+            raise ValueError(f"backbone must be one of {HUB_BACKBONES}, got {self.backbone!r}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.weights not in ("auto", "pretrained", "random"):
+            raise ValueError(f"weights must be 'auto', 'pretrained' or 'random', got {self.weights!r}")
+        for name in ("size", "iterations", "batch_size", "eval_every"):
+            as_int(getattr(self, name), name, minimum=1)
+        for name in ("warmup", "val_images", "threads", "seed"):
+            as_int(getattr(self, name), name, minimum=0)
+        for name in ("lr", "momentum", "weight_decay"):
+            as_float(getattr(self, name), name, minimum=0)
+
+    def as_dict(self) -> dict:
+        """The settings as plain JSON-able values."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> "HubConfig":
+        """A copy with some settings changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def hub_datasets(config=None, root=None):
+    """The training and validation sets of a run on real photographs.
+
+    Random crops of ``config.size`` with random scale and flips for training, centre
+    crops for validation (:func:`segtutor.datasets.segmentation_transforms`; image and
+    labels move together, padding is ``IGNORE_INDEX``). The images stay in [0, 1]:
+    :class:`FCN` normalises its input itself.
+
+    Returns
+    -------
+    train, val : torch.utils.data.Dataset
+        Items ``(image float32 (3, size, size), labels int64 (size, size))``.
+    classes : tuple of str
+
+    Raises
+    ------
+    FileNotFoundError
+        When the dataset is not under ``root``, naming the layout and how to get it.
+    """
+    from torch.utils.data import Subset
+
+    from segtutor import datasets
+
+    config = HubConfig() if config is None else config
+    if not isinstance(config, HubConfig):
+        raise TypeError(f"config must be a segtutor.fcn.HubConfig, got {describe(config)}")
+    train_t = datasets.segmentation_transforms(config.size, train=True)
+    val_t = datasets.segmentation_transforms(config.size)
+    if config.dataset == "voc":
+        train_set = datasets.VOCSegmentation(root, split="train", transforms=train_t)
+        val_set = datasets.VOCSegmentation(root, split="val", transforms=val_t)
+        classes = datasets.VOC_CLASSES
+    elif config.dataset == "pet":
+        train_set = datasets.OxfordPet(root, split="trainval", transforms=train_t)
+        val_set = datasets.OxfordPet(root, split="test", transforms=val_t)
+        classes = datasets.PET_CLASSES
+    else:
+        train_set, val_set = pennfudan_split(
+            datasets.PennFudan(root, target="semantic", transforms=train_t),
+            datasets.PennFudan(root, target="semantic", transforms=val_t))
+        classes = datasets.PENNFUDAN_CLASSES
+    if config.val_images and config.val_images < len(val_set):
+        val_set = Subset(val_set, range(config.val_images))
+    return train_set, val_set, classes
+
+
+def pennfudan_split(train_view, val_view=None):
+    """Penn-Fudan's held-out images: the last ``round(n * 50 / 170)`` (torchvision's tutorial
+    holds out 50 of the 170), at least one; the rest train.
+
+    Parameters
+    ----------
+    train_view, val_view : sequence
+        The same images seen with the training and the validation transforms
+        (``val_view`` defaults to ``train_view``).
+
+    Returns
+    -------
+    train, val : torch.utils.data.Subset
+
+    Examples
+    --------
+    >>> train, val = pennfudan_split(list(range(170)))
+    >>> len(train), len(val), val.indices[0]
+    (120, 50, 120)
+    """
+    from torch.utils.data import Subset
+
+    val_view = train_view if val_view is None else val_view
+    n = len(train_view)
+    if n < 2 or len(val_view) != n:
+        raise ValueError(f"need at least 2 images, the same in both views; got {n} and {len(val_view)}")
+    held = min(n - 1, max(1, round(n * 50 / 170)))
+    return Subset(train_view, range(n - held)), Subset(val_view, range(n - held, n))
+
+
+def hub_model(config=None, num_classes=21):
+    """A fresh FCN over ``config.backbone`` (pretrained when the weights are cached, see
+    :func:`torchvision_backbone`), initialised from ``config.seed``.
+
+    Examples
+    --------
+    >>> hub_model(HubConfig(backbone="tiny", variant="16s"), num_classes=2).variant
+    '16s'
+    """
+    config = HubConfig() if config is None else config
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        if config.backbone == "tiny":
+            backbone = TinyBackbone()
+        else:
+            backbone = torchvision_backbone(config.backbone, weights=config.weights, seed=config.seed)
+        return FCN(backbone, num_classes, config.variant)
+
+
+def _stack(batch):
+    """Collate (image, labels) pairs as plain tensors (not tv_tensors subclasses)."""
+    images = torch.stack([torch.as_tensor(image).as_subclass(torch.Tensor) for image, _ in batch])
+    labels = torch.stack([torch.as_tensor(labels).as_subclass(torch.Tensor) for _, labels in batch])
+    return images, labels
+
+
+def _loader(data, batch_size, settings, *, shuffle, seed=0):
+    from torch.utils.data import DataLoader
+
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle, collate_fn=_stack,
+                      num_workers=settings.num_workers, generator=generator,
+                      persistent_workers=shuffle and settings.num_workers > 0,
+                      pin_memory=settings.device == "cuda")
+
+
+def _autocast(device, settings):
+    return torch.autocast(device.type, dtype=torch.float16, enabled=settings.mixed_precision and device.type == "cuda")
+
+
+def evaluate_dataset(model, data, *, num_classes=None, settings=None, batch_size=8, ignore_index=IGNORE_INDEX):
+    """Score a model on a dataset of ``(image, labels)`` pairs: mIoU, per-class IoU, pixel accuracy.
+
+    As :func:`evaluate` (one confusion matrix over all images, the VOC convention),
+    over a data loader on the profile's device; for data sets too large to hold in memory.
+
+    Returns
+    -------
+    dict
+        ``miou``, ``iou_per_class``, ``pixel_accuracy``, ``confusion`` (rows truth).
+    """
+    from segtutor import profiles
+
+    settings = profiles.settings() if settings is None else settings
+    num_classes = as_int(getattr(model, "num_classes", None) if num_classes is None else num_classes,
+                         "num_classes", minimum=1)
+    device = torch.device(settings.device)
+    model = model.to(device).eval()
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
+    with torch.no_grad():
+        for images, labels in _loader(data, batch_size, settings, shuffle=False):
+            images, labels = images.to(device), labels.to(device)
+            with _autocast(device, settings):
+                pred = model(images).argmax(1)
+            keep = labels != ignore_index
+            if bool(((labels[keep] < 0) | (labels[keep] >= num_classes)).any()):
+                raise ValueError(f"labels hold classes outside 0..{num_classes - 1} (and {ignore_index} to ignore)")
+            confusion += torch.bincount(labels[keep] * num_classes + pred[keep], minlength=num_classes ** 2)
+    confusion = confusion.view(num_classes, num_classes).cpu().numpy()
+    tp = np.diag(confusion).astype(float)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+    return {
+        "miou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
+        "iou_per_class": [float(v) for v in iou],
+        "pixel_accuracy": float(tp.sum() / max(confusion.sum(), 1)),
+        "confusion": confusion,
+    }
+
+
+def train_on(model, train_data, val_data, config=None, *, settings=None, progress=True):
+    """Train an FCN on a dataset of photographs, as torchvision's ``references/segmentation`` does.
+
+    One loop, top to bottom: mini-batches from a seeded, shuffled data loader (its
+    workers: ``settings.num_workers``), pixel-wise cross-entropy (``ignore_index``),
+    SGD with momentum, mixed precision on CUDA (``torch.autocast`` and a gradient
+    scaler), warm-up then "poly" decay of the learning rate; every
+    ``config.eval_every`` steps score ``val_data`` (:func:`evaluate_dataset`). On the
+    CPU the same config and settings give the same numbers.
+
+    Parameters
+    ----------
+    model : FCN
+    train_data, val_data : torch.utils.data.Dataset
+        Items ``(image float (3, H, W) in [0, 1], labels int64 (H, W))`` of one size per set
+        (see :func:`hub_datasets`).
+    config : HubConfig, optional
+    settings : segtutor.profiles.Settings, optional
+        Device, mixed precision and workers (default: the current profile's).
+    progress : bool
+
+    Returns
+    -------
+    dict
+        ``state_dict`` (on the CPU), ``config``, ``history`` (``loss``, ``lr`` per step;
+        ``val_miou``, ``val_pixel_accuracy`` at ``eval_at``), ``seconds``, ``device``.
+    """
+    from tqdm.auto import tqdm
+
+    from segtutor import profiles, training
+
+    config = HubConfig() if config is None else config
+    if not isinstance(config, HubConfig):
+        raise TypeError(f"config must be a segtutor.fcn.HubConfig, got {describe(config)}")
+    if not isinstance(model, FCN):
+        raise TypeError(f"model must be a segtutor.fcn.FCN, got {describe(model)}")
+    settings = profiles.settings() if settings is None else settings
+    if len(train_data) < config.batch_size:
+        raise ValueError(f"train_data has {len(train_data)} items, fewer than one batch of {config.batch_size}")
+
+    training.seed_everything(config.seed)
+    device = torch.device(settings.device)
+    model = model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=_lr_at(0, config), momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=settings.mixed_precision and device.type == "cuda")
+    criterion = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+    loader = _loader(train_data, config.batch_size, settings, shuffle=True, seed=config.seed)
+    history = {"loss": [], "lr": [], "val_miou": [], "val_pixel_accuracy": [], "eval_at": []}
+    bar = tqdm(total=config.iterations, desc=f"FCN-{config.variant} on {config.dataset}", disable=not progress,
+               leave=False)
+    start = time.perf_counter()
+    with _cpu_threads(config.threads if device.type == "cpu" else 0):
+        _train_steps(model, loader, val_data, config, settings, device, optimizer, scaler, criterion, history, bar)
+    bar.close()
+    model.eval()
+    return {
+        "state_dict": {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()},
+        "config": config.as_dict(),
+        "history": history,
+        "seconds": time.perf_counter() - start,
+        "device": device.type,
+    }
+
+
+def _train_steps(model, loader, val_data, config, settings, device, optimizer, scaler, criterion, history, bar):
+    """The loop of :func:`train_on`: ``config.iterations`` steps over the loader's epochs."""
+    step = 0
+    while step < config.iterations:
+        for images, labels in loader:
+            images = images.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            with _autocast(device, settings):
+                loss = criterion(model(images), labels)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the loss became {loss.item()} at step {step}; lower lr (now {config.lr})")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            history["loss"].append(loss.item())
+            history["lr"].append(optimizer.param_groups[0]["lr"])
+            step += 1
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(step, config)
+            if step % config.eval_every == 0 or step == config.iterations:
+                scores = evaluate_dataset(model, val_data, settings=settings, batch_size=config.batch_size)
+                model.train()
+                history["val_miou"].append(scores["miou"])
+                history["val_pixel_accuracy"].append(scores["pixel_accuracy"])
+                history["eval_at"].append(step)
+                bar.set_postfix(loss=f"{loss.item():.3f}", val_miou=f"{scores['miou']:.3f}")
+            bar.update()
+            if step == config.iterations:
+                break
+
+
+def _describe_hub(config, title):
+    backbone = "the tiny backbone" if config.backbone == "tiny" else f"{config.backbone} (pretrained when cached)"
+    return (f"trains FCN-{config.variant} over {backbone} on {title} ({config.iterations} steps of "
+            f"{config.batch_size} crops of {config.size} px) and shows its validation mIoU and predictions")
+
+
+def hub_run(config=None, *, root=None, profile=None, progress=True, examples=3):
+    """Lesson 04 on real photographs: FCN trained on PASCAL VOC 2012 (or the Pets).
+
+    Runs under the full profile when the dataset is present (see
+    :func:`segtutor.profiles.hub_section`); otherwise prints one line saying what
+    it would show and returns ``None``. The training goes through
+    :func:`segtutor.training.cached`, so running the notebook again reloads it.
+
+    Parameters
+    ----------
+    config : HubConfig, optional
+    root : str or Path, optional
+        The data folder (default :func:`segtutor.paths.data_dir`).
+    profile : {"quick", "full"}, optional
+    progress : bool
+    examples : int
+        Validation images kept with their predictions, for :func:`plot_hub_run`.
+
+    Returns
+    -------
+    dict or None
+        ``model`` (eval mode), ``result`` (what :func:`train_on` returned), ``scores``
+        (:func:`evaluate_dataset` on the validation set), ``classes``, ``examples``
+        (list of ``(image (H, W, 3), truth, prediction)``), ``from_cache``,
+        ``dataset`` (its title), ``val_images``.
+
+    Examples
+    --------
+    >>> hub_run(profile="quick")
+    On a hub: skipped (quick profile). With SEGTUTOR_PROFILE=full and PASCAL VOC 2012 segmentation in the data folder (`segtutor fetch voc`), this section trains FCN-8s over vgg16 (pretrained when cached) on PASCAL VOC 2012 segmentation (3000 steps of 8 crops of 320 px) and shows its validation mIoU and predictions.
+    """
+    from segtutor import datasets, paths, profiles, training
+
+    config = HubConfig() if config is None else config
+    if not isinstance(config, HubConfig):
+        raise TypeError(f"config must be a segtutor.fcn.HubConfig, got {describe(config)}")
+    title = datasets.TITLES[config.dataset]
+    if not profiles.hub_section(config.dataset, _describe_hub(config, title), profile=profile, root=root):
+        return None
+    settings = profiles.settings(profile)
+    folder = paths.data_dir() if root is None else root
+    train_set, val_set, classes = hub_datasets(config, folder)
+    key = {**config.as_dict(), "data": str(folder), "train_items": len(train_set), "device": settings.device,
+           "mixed_precision": settings.mixed_precision, "workers": settings.num_workers}
+    result, from_cache = training.cached(
+        f"fcn-hub-{config.dataset}", key,
+        lambda: train_on(hub_model(config, len(classes)), train_set, val_set, config, settings=settings,
+                         progress=progress),
+    )
+    model = hub_model(config.replace(weights="random"), len(classes))
+    model.load_state_dict(result["state_dict"])
+    scores = evaluate_dataset(model, val_set, settings=settings, batch_size=config.batch_size)
+    shown = []
+    device = torch.device(settings.device)
+    with torch.no_grad():
+        for i in range(min(as_int(examples, "examples", minimum=0), len(val_set))):
+            image, truth = val_set[i]
+            with _autocast(device, settings):
+                pred = model(torch.as_tensor(image)[None].to(device)).argmax(1)[0]
+            shown.append((np.asarray(image).transpose(1, 2, 0), np.asarray(truth), pred.cpu().numpy()))
+    print(f"FCN-{config.variant} ({config.backbone}) on {title}: {training.describe_run(from_cache, result['seconds'])}"
+          f" on {result['device']}; validation mIoU {scores['miou']:.3f} over {len(val_set)} images")
+    return {"model": model.cpu().eval(), "result": result, "scores": scores, "classes": tuple(classes),
+            "examples": shown, "from_cache": from_cache, "dataset": title, "val_images": len(val_set),
+            "config": config}
+
+
+def plot_hub_run(run):
+    """Validation photographs of :func:`hub_run` with their labels and the FCN's prediction.
+
+    Classes are drawn in the dataset's own colours (the VOC palette), ignored pixels
+    in light grey; the legend lists the classes present.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    from segtutor import datasets
+
+    if not isinstance(run, dict) or "examples" not in run or "scores" not in run:
+        raise TypeError(f"run must be what segtutor.fcn.hub_run returned, got {describe(run)}")
+    examples = run["examples"]
+    if not examples:
+        raise ValueError("run has no examples to show (hub_run(..., examples=0))")
+    palette = datasets.voc_palette().astype(np.float32) / 255
+    palette[IGNORE_INDEX] = (0.85, 0.85, 0.85)
+    fig, axes = plt.subplots(len(examples), 3, figsize=(9, 3 * len(examples)), squeeze=False)
+    present = set()
+    for row, (image, truth, pred) in zip(axes, examples):
+        present |= set(np.unique(truth).tolist()) | set(np.unique(pred).tolist())
+        for ax, picture, name in zip(row, (np.clip(image, 0, 1), palette[truth], palette[pred]),
+                                     ("photograph", "labels (grey: ignored)", "FCN prediction")):
+            ax.imshow(picture)
+            ax.set_title(name, fontsize=10)
+            ax.axis("off")
+    classes = run["classes"]
+    handles = [Patch(facecolor=palette[v], edgecolor="0.3", label=classes[v]) for v in sorted(present)
+               if v < len(classes)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=9, frameon=False)
+    config = run["config"]
+    fig.suptitle(f"FCN-{config.variant} ({config.backbone}) on {run['dataset']}: validation mIoU "
+                 f"{run['scores']['miou']:.3f} over {run['val_images']} images")
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     return fig

@@ -21,6 +21,12 @@ Examples
 'quick'
 >>> profiles.settings("quick").device
 'cpu'
+
+The lessons' "on a hub" sections ask :func:`hub_section` whether to run:
+
+>>> profiles.hub_section("pennfudan", "trains Mask R-CNN on the photographs", profile="quick")
+On a hub: skipped (quick profile). With SEGTUTOR_PROFILE=full and Penn-Fudan pedestrians in the data folder (`segtutor fetch pennfudan`), this section trains Mask R-CNN on the photographs.
+False
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-__all__ = ["PROFILES", "ENV_VAR", "Settings", "profile", "settings"]
+__all__ = ["PROFILES", "ENV_VAR", "Settings", "profile", "settings", "hub_section"]
 
 #: The profiles, lightest first.
 PROFILES = ("quick", "full")
@@ -147,3 +153,55 @@ def settings(name=None) -> Settings:
         real_data=True,
         pretrained=True,
     )
+
+
+def hub_section(dataset, shows, *, profile=None, root=None) -> bool:
+    """Whether a lesson's "on a hub" section runs here; if not, print one line saying why.
+
+    It runs under the full profile when ``dataset`` is present under ``root`` (saying so
+    in one line when there is no CUDA device). Otherwise it prints what it would show and
+    how to get there, and returns ``False``: the lesson goes on (its cells call the
+    section's functions only when this is ``True``).
+
+    Parameters
+    ----------
+    dataset : {"voc", "pet", "pennfudan"}
+        A dataset of :mod:`segtutor.datasets`.
+    shows : str
+        What the section does, as the end of a sentence ("trains FCN-8s on ...").
+    profile : {"quick", "full"}, optional
+        Default: :func:`profile`'s choice (``$SEGTUTOR_PROFILE``, else by device).
+    root : str or Path, optional
+        The data folder (default :func:`segtutor.paths.data_dir`, ``$SEGTUTOR_DATA``).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> hub_section("voc", "trains FCN-8s on VOC", profile="full", root="/no/such/folder")
+    On a hub: skipped: PASCAL VOC 2012 segmentation is not in /no/such/folder (`segtutor fetch voc` puts it there). With it, this section trains FCN-8s on VOC.
+    False
+    """
+    from segtutor import datasets, paths
+
+    if dataset not in datasets.LAYOUTS:
+        raise ValueError(f"dataset must be one of {sorted(datasets.LAYOUTS)}, got {dataset!r}")
+    if not isinstance(shows, str) or not shows.strip():
+        raise TypeError(f"shows must say what the section does (a non-empty string), got {shows!r}")
+    title = datasets.TITLES[dataset]
+    shows = shows.strip().rstrip(".")
+    chosen = settings(profile)
+    if chosen.name == "quick":
+        print(f"On a hub: skipped (quick profile). With {ENV_VAR}=full and {title} in the data folder "
+              f"(`segtutor fetch {dataset}`), this section {shows}.")
+        return False
+    folder = paths.data_dir() if root is None else root
+    if not datasets.status(folder)[dataset]:
+        print(f"On a hub: skipped: {title} is not in {folder} (`segtutor fetch {dataset}` puts it there). "
+              f"With it, this section {shows}.")
+        return False
+    if chosen.device == "cpu":
+        print("On a hub: no CUDA device here, so this section runs on the CPU: expect it to take much longer.")
+    return True

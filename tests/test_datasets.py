@@ -11,115 +11,8 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from conftest import COLOURS, DEVKIT_COLOURS, PET_IDS, label_of_colour, labels_map, palette_png, pennfudan, photo, trimap_map  # noqa: E501
 from segtutor import datasets
-
-# Colours of the fixture photographs, one per label: far apart, so a label can be read
-# back from a pixel's colour after JPEG compression and transforms.
-COLOURS = {0: (40, 40, 40), 1: (210, 40, 40), 15: (40, 210, 210), 255: (150, 150, 40)}
-
-# VOC devkit colours (VOCdevkit/VOCcode/labelcolormap.m), written out as the devkit documents them.
-DEVKIT_COLOURS = {0: (0, 0, 0), 1: (128, 0, 0), 2: (0, 128, 0), 3: (128, 128, 0), 4: (0, 0, 128),
-                  8: (64, 0, 0), 12: (64, 0, 128), 15: (192, 128, 128), 20: (0, 64, 128),
-                  255: (224, 224, 192)}
-
-
-def _labels(h=32, w=48, seed=0):
-    """A label map of 8x8 blocks (aligned with JPEG blocks) of 0, 1, 15 and void 255."""
-    rng = np.random.default_rng(seed)
-    blocks = rng.choice([0, 1, 15, 255], size=(h // 8, w // 8))
-    return np.kron(blocks, np.ones((8, 8), int)).astype(np.uint8)
-
-
-def _photo(labels):
-    out = np.zeros(labels.shape + (3,), np.uint8)
-    for label, colour in COLOURS.items():
-        out[labels == label] = colour
-    return out
-
-
-def _save_jpeg(array, path):
-    Image.fromarray(array).save(path, quality=100, subsampling=0)
-
-
-def _label_of_colour(image):
-    """Read labels back from a (3, H, W) float image in [0, 1]: the nearest fixture colour."""
-    rgb = image.permute(1, 2, 0).numpy() * 255
-    keys = list(COLOURS)
-    dist = np.stack([np.abs(rgb - np.array(COLOURS[k])).sum(-1) for k in keys])
-    return np.array(keys)[dist.argmin(0)], dist.min(0)
-
-
-def _palette_png(labels, path):
-    png = Image.fromarray(labels, mode="P")
-    flat = [c for label in range(256) for c in DEVKIT_COLOURS.get(label, (label, label, label))]
-    png.putpalette(flat)
-    png.save(path)
-
-
-@pytest.fixture
-def voc_root(tmp_path):
-    base = tmp_path / "VOCdevkit" / "VOC2012"
-    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
-        (base / sub).mkdir(parents=True)
-    ids = {"train": ["2007_000032", "2007_000039"], "val": ["2007_000033"]}
-    for k, name in enumerate(ids["train"] + ids["val"]):
-        labels = _labels(seed=k)
-        _save_jpeg(_photo(labels), base / "JPEGImages" / f"{name}.jpg")
-        _palette_png(labels, base / "SegmentationClass" / f"{name}.png")
-    for split, names in ids.items():
-        (base / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(names) + "\n")
-    (base / "ImageSets" / "Segmentation" / "trainval.txt").write_text("\n".join(ids["train"] + ids["val"]) + "\n")
-    return tmp_path
-
-
-PET_IDS = {"trainval": [("Abyssinian_1", 1, 1, 1), ("american_bulldog_10", 2, 2, 1)],
-           "test": [("Abyssinian_2", 1, 1, 1)]}
-
-
-def _trimap(h=24, w=40, seed=0):
-    rng = np.random.default_rng(seed)
-    return np.kron(rng.choice([1, 2, 3], size=(h // 8, w // 8)), np.ones((8, 8), int)).astype(np.uint8)
-
-
-@pytest.fixture
-def pet_root(tmp_path):
-    base = tmp_path / "oxford-iiit-pet"
-    (base / "images").mkdir(parents=True)
-    (base / "annotations" / "trimaps").mkdir(parents=True)
-    k = 0
-    for split, rows in PET_IDS.items():
-        lines = []
-        for image_id, cls, species, breed in rows:
-            trimap = _trimap(seed=k)
-            k += 1
-            _save_jpeg(_photo(np.select([trimap == 1, trimap == 2], [1, 0], 255).astype(np.uint8)),
-                       base / "images" / f"{image_id}.jpg")
-            Image.fromarray(trimap, mode="L").save(base / "annotations" / "trimaps" / f"{image_id}.png")
-            lines.append(f"{image_id} {cls} {species} {breed}")
-        (base / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    return tmp_path
-
-
-def _pennfudan(root, n=2):
-    base = root / "PennFudanPed"
-    (base / "PNGImages").mkdir(parents=True)
-    (base / "PedMasks").mkdir(parents=True)
-    for k in range(1, n + 1):
-        mask = np.zeros((40, 56), np.uint8)
-        mask[5:30, 4:14] = 1          # person 1: rows 5..29, columns 4..13
-        mask[10:38, 30:41] = 2        # person 2: rows 10..37, columns 30..40
-        photo = np.full((40, 56, 3), 90, np.uint8)
-        photo[mask == 1] = (200, 30, 30)
-        photo[mask == 2] = (30, 30, 200)
-        Image.fromarray(photo).save(base / "PNGImages" / f"FudanPed{k:05d}.png")
-        Image.fromarray(mask, mode="L").save(base / "PedMasks" / f"FudanPed{k:05d}_mask.png")
-    return root
-
-
-@pytest.fixture
-def fudan_root(tmp_path):
-    return _pennfudan(tmp_path)
-
 
 # ----------------------------------------------------------------------------- palette
 
@@ -168,14 +61,14 @@ def test_voc_reads_images_and_labels_like_torchvision(voc_root):
         ref_image, ref_mask = reference[k]
         np.testing.assert_allclose(image.permute(1, 2, 0).numpy() * 255, np.asarray(ref_image), atol=1e-3)
         assert np.array_equal(mask.numpy(), np.asarray(ref_mask))
-        truth = _labels(seed=k)
+        truth = labels_map(seed=k)
         assert np.array_equal(mask.numpy(), truth)  # 255 stays 255 (the default ignore_index)
-        assert np.abs(image.permute(1, 2, 0).numpy() * 255 - _photo(truth)).max() < 8  # JPEG, quality 100
+        assert np.abs(image.permute(1, 2, 0).numpy() * 255 - photo(truth)).max() < 8  # JPEG, quality 100
     assert set(np.unique(ds[0][1].numpy())) <= {0, 1, 15, 255}
 
 
 def test_voc_void_becomes_ignore_index_and_is_ignored_by_the_loss(voc_root):
-    truth = _labels(seed=0)
+    truth = labels_map(seed=0)
     _, mask = datasets.VOCSegmentation(voc_root, ignore_index=-100)[0]
     assert np.array_equal(mask.numpy() == -100, truth == 255)
     assert np.array_equal(mask.numpy()[truth != 255], truth[truth != 255])
@@ -191,21 +84,21 @@ def test_voc_void_becomes_ignore_index_and_is_ignored_by_the_loss(voc_root):
 
 def test_voc_rgb_mask_is_decoded(voc_root):
     path = voc_root / "VOCdevkit/VOC2012/SegmentationClass/2007_000032.png"
-    truth = _labels(seed=0)
+    truth = labels_map(seed=0)
     Image.fromarray(np.array([[DEVKIT_COLOURS[v] for v in row] for row in truth], np.uint8)).save(path)
     assert np.array_equal(datasets.VOCSegmentation(voc_root)[0][1].numpy(), truth)
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_voc_flip_and_crop_keep_image_and_mask_aligned(voc_root, seed):
-    truth = _labels(seed=0)
+    truth = labels_map(seed=0)
     # the shorter side is resized to 24 * 4/3 = 32, as it is: the transforms only crop and flip
     ds = datasets.VOCSegmentation(voc_root, transforms=datasets.segmentation_transforms(
         24, train=True, scale=(4 / 3, 4 / 3)))
     torch.manual_seed(seed)
     image, mask = ds[0]
     assert tuple(image.shape) == (3, 24, 24) and tuple(mask.shape) == (24, 24)
-    read, distance = _label_of_colour(image)
+    read, distance = label_of_colour(image)
     assert distance.max() < 24 and np.array_equal(read, mask.numpy())
     # the mask is a 24x24 window of the label map, flipped or not
     windows = [(flipped, r, c) for flipped, labels in ((False, truth), (True, truth[:, ::-1]))
@@ -217,14 +110,14 @@ def test_voc_flip_and_crop_keep_image_and_mask_aligned(voc_root, seed):
 def test_random_flips_happen_and_are_seeded(voc_root):
     t = v2.RandomHorizontalFlip(0.5)
     ds = datasets.VOCSegmentation(voc_root, transforms=t)
-    truth = _labels(seed=0)
+    truth = labels_map(seed=0)
     flipped = []
     for seed in range(8):
         torch.manual_seed(seed)
         image, mask = ds[0]
         flipped.append(np.array_equal(mask.numpy(), truth[:, ::-1]))
         assert flipped[-1] or np.array_equal(mask.numpy(), truth)
-        assert np.array_equal(_label_of_colour(image.float() / 255)[0], mask.numpy())
+        assert np.array_equal(label_of_colour(image.float() / 255)[0], mask.numpy())
     assert any(flipped) and not all(flipped)
     torch.manual_seed(3)
     first = ds[0][1]
@@ -240,7 +133,7 @@ def test_padding_fills_the_mask_with_ignore_index(voc_root):
     assert tuple(mask.shape) == (64, 64)
     padded = (image == 0).all(dim=0)
     assert padded.any() and bool((mask[padded] == 255).all())
-    truth = _labels(seed=0)
+    truth = labels_map(seed=0)
     assert (mask != 255).sum() == (truth != 255).sum()  # scale 0.5 of a 32-pixel side: nothing resized
 
 
@@ -287,10 +180,10 @@ def test_corrupt_image_or_mask_is_named(voc_root, which):
 
 def test_mask_of_the_wrong_size_or_labels_is_named(voc_root):
     path = voc_root / "VOCdevkit/VOC2012/SegmentationClass/2007_000032.png"
-    _palette_png(np.zeros((10, 10), np.uint8), path)
+    palette_png(np.zeros((10, 10), np.uint8), path)
     with pytest.raises(ValueError, match=f"mask {path} has shape \\(10, 10\\)"):
         datasets.VOCSegmentation(voc_root)[0]
-    _palette_png(np.full((32, 48), 40, np.uint8), path)
+    palette_png(np.full((32, 48), 40, np.uint8), path)
     with pytest.raises(ValueError, match=f"mask {path} holds label 40"):
         datasets.VOCSegmentation(voc_root)[0]
 
@@ -351,11 +244,11 @@ def test_pet_trimaps_become_background_pet_and_ignored_border(pet_root):
     for k in range(2):
         image, mask = ds[k]
         trimap = np.asarray(reference[k][1])
-        assert np.array_equal(trimap, _trimap(seed=k))
+        assert np.array_equal(trimap, trimap_map(seed=k))
         expected = np.where(trimap == 1, 1, np.where(trimap == 2, 0, 255))
         assert np.array_equal(mask.numpy(), expected)
         np.testing.assert_allclose(image.permute(1, 2, 0).numpy() * 255, np.asarray(reference[k][0]), atol=1e-3)
-    trimap = _trimap(seed=0)
+    trimap = trimap_map(seed=0)
     as_pet = datasets.OxfordPet(pet_root, border="pet")[0][1].numpy()
     as_background = datasets.OxfordPet(pet_root, border="background")[0][1].numpy()
     assert np.array_equal(as_pet, (trimap != 2).astype(int))
@@ -366,9 +259,9 @@ def test_pet_flip_keeps_alignment(pet_root):
     ds = datasets.OxfordPet(pet_root, transforms=v2.Compose([v2.RandomHorizontalFlip(1.0), v2.RandomCrop(16)]))
     torch.manual_seed(0)
     image, mask = ds[0]
-    read = _label_of_colour(image.float() / 255)[0]
+    read = label_of_colour(image.float() / 255)[0]
     assert np.array_equal(read, mask.numpy())
-    flipped = np.where(_trimap(seed=0) == 1, 1, np.where(_trimap(seed=0) == 2, 0, 255))[:, ::-1]
+    flipped = np.where(trimap_map(seed=0) == 1, 1, np.where(trimap_map(seed=0) == 2, 0, 255))[:, ::-1]
     assert any(np.array_equal(flipped[r:r + 16, c:c + 16], mask.numpy()) for r in range(9) for c in range(25))
 
 
@@ -431,14 +324,14 @@ def test_pennfudan_semantic_and_errors(fudan_root, tmp_path_factory):
 
 
 def test_status_finds_each_layout(voc_root):
-    _pennfudan(voc_root)
+    pennfudan(voc_root)
     assert datasets.status(voc_root) == {"voc": True, "pet": False, "pennfudan": True}
 
 
 def test_void_pixels_are_left_out_of_the_confusion_matrix(voc_root):
     from segtutor import metrics
 
-    truth = _labels(seed=0)
+    truth = labels_map(seed=0)
     _, mask = datasets.VOCSegmentation(voc_root)[0]
     pred = np.zeros_like(truth)  # everything predicted as background
     counts = metrics.confusion_matrix(pred, mask.numpy(), 21, ignore_index=datasets.IGNORE_INDEX)

@@ -479,3 +479,122 @@ def test_trained_model_advances_one_bar_whether_it_trains_or_reloads(tmp_path, m
         _, _, from_cache = fcn.trained_model(TINY, progress=bar)
         assert from_cache is expected_cache and bar.n == TINY.iterations
         assert ("reloaded" in text.getvalue()) is expected_cache
+
+
+# ----------------------------------------------------------------------------- on a hub (real photographs)
+
+
+def _tiny_hub(**changes):
+    values = dict(backbone="tiny", size=32, iterations=4, batch_size=2, eval_every=2, warmup=2, lr=0.05,
+                  val_images=0, threads=1)
+    values.update(changes)
+    return fcn.HubConfig(**values)
+
+
+def _cpu(workers=0):
+    from segtutor import profiles
+
+    return profiles.Settings("full", "cpu", mixed_precision=False, num_workers=workers, real_data=True,
+                             pretrained=False)
+
+
+def test_hub_run_is_one_line_without_the_full_profile_or_the_data(tmp_path, capsys):
+    assert fcn.hub_run(profile="quick") is None
+    first = capsys.readouterr().out
+    assert first.count("\n") == 1 and "quick profile" in first and "segtutor fetch voc" in first
+    assert fcn.hub_run(fcn.HubConfig(dataset="pet"), profile="full", root=tmp_path) is None
+    second = capsys.readouterr().out
+    assert second.count("\n") == 1 and f"Oxford-IIIT Pet is not in {tmp_path}" in second
+
+
+def test_hub_datasets_give_aligned_crops_of_voc_the_pets_and_pennfudan(voc_root, pet_root, tmp_path):
+    from conftest import pennfudan
+
+    train, val, classes = fcn.hub_datasets(_tiny_hub(dataset="pennfudan"), pennfudan(tmp_path / "fudan", n=4))
+    assert (len(train), len(val), classes) == (3, 1, ("background", "person"))
+    assert val.indices == range(3, 4) and set(np.unique(np.asarray(val[0][1]))) == {0, 1}
+    train, val, classes = fcn.hub_datasets(_tiny_hub(), voc_root)
+    assert (len(train), len(val), len(classes)) == (2, 1, 21)
+    image, labels = train[0]
+    assert tuple(image.shape) == (3, 32, 32) and image.dtype == torch.float32 and 0 <= image.min() <= image.max() <= 1
+    assert tuple(labels.shape) == (32, 32) and labels.dtype == torch.int64
+    assert set(np.unique(labels.numpy())) <= {0, 1, 15, 255}
+    train, val, classes = fcn.hub_datasets(_tiny_hub(dataset="pet", val_images=1), pet_root)
+    assert (len(train), len(val), classes) == (2, 1, ("background", "pet"))
+
+
+def test_evaluate_dataset_agrees_with_the_array_evaluation(voc_root):
+    """The data-loader scoring equals fcn.evaluate on the same crops (metrics.confusion_matrix)."""
+    _, val, classes = fcn.hub_datasets(_tiny_hub(), voc_root)
+    model = fcn.hub_model(_tiny_hub(), len(classes))
+    images = np.stack([np.asarray(val[i][0]).transpose(1, 2, 0) for i in range(len(val))])
+    labels = np.stack([np.asarray(val[i][1]) for i in range(len(val))])
+    expected = fcn.evaluate(model, images, labels, num_classes=len(classes))
+    got = fcn.evaluate_dataset(model, val, settings=_cpu())
+    assert np.array_equal(got["confusion"], expected["confusion"])
+    assert got["miou"] == pytest.approx(expected["miou"]) and got["pixel_accuracy"] == pytest.approx(
+        expected["pixel_accuracy"])
+    assert got["confusion"].sum() == int((labels != fcn.IGNORE_INDEX).sum())
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_train_on_is_deterministic_on_the_cpu(voc_root, workers):
+    config = _tiny_hub()
+    train, val, classes = fcn.hub_datasets(config, voc_root)
+    runs = [fcn.train_on(fcn.hub_model(config, len(classes)), train, val, config, settings=_cpu(workers),
+                         progress=False) for _ in range(2)]
+    history = runs[0]["history"]
+    assert len(history["loss"]) == 4 and history["eval_at"] == [2, 4] and np.isfinite(history["loss"]).all()
+    # two warm-up steps up to lr, then poly decay over the two steps left: (1 - 0/2) ** 0.9, (1 - 1/2) ** 0.9
+    assert history["lr"] == pytest.approx([0.025, 0.05, 0.05, 0.05 * 0.5 ** 0.9])
+    assert runs[0]["history"]["loss"] == runs[1]["history"]["loss"]
+    for key, value in runs[0]["state_dict"].items():
+        assert torch.equal(value, runs[1]["state_dict"][key]), key
+    assert runs[0]["device"] == "cpu"
+
+
+def test_train_on_learns_the_fixture_colours(voc_root):
+    """Labels are colours in the fixture: 60 steps take pixel accuracy well above the majority class."""
+    config = _tiny_hub(iterations=60, eval_every=60, lr=0.05, warmup=5)
+    train, val, classes = fcn.hub_datasets(config, voc_root)
+    result = fcn.train_on(fcn.hub_model(config, len(classes)), train, val, config, settings=_cpu(), progress=False)
+    labels = np.asarray(val[0][1])
+    counts = np.bincount(labels[labels != 255])
+    majority = counts.max() / counts.sum()
+    assert result["history"]["val_pixel_accuracy"][-1] > majority + 0.1
+    assert np.mean(result["history"]["loss"][-10:]) < np.mean(result["history"]["loss"][:10])
+
+
+def test_hub_run_trains_reloads_and_plots(voc_root, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGTUTOR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("segtutor.profiles._cuda_available", lambda: False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)  # no data-loader workers
+    config = _tiny_hub()
+    run = fcn.hub_run(config, root=voc_root, profile="full", progress=False, examples=1)
+    out = capsys.readouterr().out
+    assert "trained in" in out and "validation mIoU" in out and not run["from_cache"]
+    assert 0 <= run["scores"]["miou"] <= 1 and run["classes"][15] == "person" and run["val_images"] == 1
+    (image, truth, pred), = run["examples"]
+    assert image.shape == (32, 32, 3) and truth.shape == pred.shape == (32, 32)
+    again = fcn.hub_run(config, root=voc_root, profile="full", progress=False, examples=1)
+    assert again["from_cache"] and again["scores"]["miou"] == run["scores"]["miou"]
+    fig = fcn.plot_hub_run(run)
+    assert len(fig.axes) == 3 and "validation mIoU" in fig.texts[0].get_text() if fig.texts else True
+    assert "validation mIoU" in fig._suptitle.get_text()
+    with pytest.raises(TypeError, match="what segtutor.fcn.hub_run returned"):
+        fcn.plot_hub_run(None)
+
+
+def test_hub_config_and_train_on_refuse_bad_input(voc_root):
+    with pytest.raises(ValueError, match="dataset must be 'voc', 'pet' or 'pennfudan'"):
+        fcn.HubConfig(dataset="coco")
+    with pytest.raises(ValueError, match="weights must be"):
+        fcn.HubConfig(weights="imagenet")
+    config = _tiny_hub(batch_size=3)
+    train, val, classes = fcn.hub_datasets(config, voc_root)
+    with pytest.raises(ValueError, match="fewer than one batch of 3"):
+        fcn.train_on(fcn.hub_model(config, 21), train, val, config, settings=_cpu(), progress=False)
+    with pytest.raises(TypeError, match="model must be a segtutor.fcn.FCN"):
+        fcn.train_on(torch.nn.Linear(2, 2), train, val, _tiny_hub(), settings=_cpu())
+    with pytest.raises(TypeError, match="HubConfig"):
+        fcn.hub_datasets(fcn.Config(), voc_root)

@@ -137,3 +137,22 @@ def test_hub_guide_is_linked_and_its_segtutor_commands_parse():
 def test_bench_rejects_an_unknown_section():
     out = _cli("bench", "--only", "lessons,speed")
     assert out.returncode == 2 and "unknown section" in out.stderr
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_bench_records_its_profile_and_the_hub_sections_say_what_they_skip(tmp_path, profile):
+    """`segtutor bench --profile P --only hub`: the profile goes into the figures; without the
+    datasets (full) or on the quick profile each real-data section prints its one line."""
+    import json
+    import os
+
+    env = {**os.environ, "SEGTUTOR_DATA": str(tmp_path / "no-data"), "SEGTUTOR_PROFILE": "quick"}
+    out = _cli("bench", "--profile", profile, "--only", "hub", "--json", str(tmp_path / "b.json"), env=env)
+    assert out.returncode == 0, out.stderr
+    assert f"{profile} profile on cpu" in out.stdout
+    skipped = [line for line in out.stdout.splitlines() if line.startswith("On a hub: skipped")]
+    assert len(skipped) == 3
+    assert all(("quick profile" in line) == (profile == "quick") for line in skipped)
+    figures = json.loads((tmp_path / "b.json").read_text())
+    assert figures["profile"]["name"] == profile and figures["machine"]["gpu"] is None
+    assert figures["hub"] == {"fcn": {"skipped": True}, "weak": {"skipped": True}, "maskrcnn": {"skipped": True}}

@@ -60,3 +60,24 @@ def test_importing_profiles_does_not_import_torch():
     code = "import sys, segtutor.profiles; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+def test_hub_section_runs_only_on_the_full_profile_with_the_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    (tmp_path / "PennFudanPed" / "PNGImages").mkdir(parents=True)
+    assert not profiles.hub_section("pennfudan", "trains a model", profile="full", root=tmp_path)
+    assert capsys.readouterr().out.count("\n") == 1  # PedMasks/ is missing: skipped in one line
+    (tmp_path / "PennFudanPed" / "PedMasks").mkdir()
+    assert not profiles.hub_section("pennfudan", "trains a model", profile="quick", root=tmp_path)
+    assert "quick profile" in capsys.readouterr().out
+    assert profiles.hub_section("pennfudan", "trains a model", profile="full", root=tmp_path)
+    assert "no CUDA device" in capsys.readouterr().out
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert profiles.hub_section("pennfudan", "trains a model", profile="full", root=tmp_path)
+    assert capsys.readouterr().out == ""
+    monkeypatch.setenv("SEGTUTOR_DATA", str(tmp_path))
+    assert profiles.hub_section("pennfudan", "trains a model")  # CUDA: full by default, data from SEGTUTOR_DATA
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        profiles.hub_section("coco", "trains a model")
+    with pytest.raises(TypeError, match="shows must say what the section does"):
+        profiles.hub_section("voc", "")

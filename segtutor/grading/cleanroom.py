@@ -43,6 +43,7 @@ from .process import LaunchResult, run_killable
 __all__ = [
     "CheckCall",
     "LaunchResult",
+    "failed_verdict",
     "find_definition",
     "grade_check",
     "import_prelude",
@@ -162,7 +163,8 @@ def local_launch(argv: list, workdir: str, timeout: float, memory=None) -> Launc
     return run_killable(argv, workdir, timeout)
 
 
-def _failed(call: CheckCall, n_cases: int, reason: str) -> Verdict:
+def failed_verdict(call: CheckCall, n_cases: int, reason: str) -> Verdict:
+    """The verdict of a check that could not be graded: every case failed, for ``reason``."""
     return Verdict(call.exercise_id, False, n_cases, (CaseFailure("all cases", reason),))
 
 
@@ -202,7 +204,7 @@ def grade_check(
     cases = exercise.cases(call.hidden_seed)
     source = find_definition(code_cells, call.func_name)
     if source is None:
-        return _failed(call, len(cases), f"no cell defines `{call.func_name}` (was the exercise cell deleted or renamed?)")
+        return failed_verdict(call, len(cases), f"no cell defines `{call.func_name}` (was the exercise cell deleted or renamed?)")
 
     own_dir = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix="segtutor-check-")
@@ -237,7 +239,7 @@ def grade_check(
 
 def _verdict_from_files(call, cases, workdir, result: LaunchResult, timeout) -> Verdict:
     if result.timed_out:
-        return _failed(
+        return failed_verdict(
             call, len(cases),
             f"did not finish within {timeout:g} s and was stopped (an infinite loop, or far too slow)",
         )
@@ -245,7 +247,7 @@ def _verdict_from_files(call, cases, workdir, result: LaunchResult, timeout) -> 
     if any(os.path.islink(p) or (os.path.exists(p) and not os.path.isfile(p)) for p in (out_json, out_npz)):
         # The untrusted process is gone by now (launch kills it), so this cannot change
         # before the grader reads: a link would make the grader read some other file.
-        return _failed(call, len(cases), "the results were not plain files (links, FIFOs and devices are refused)")
+        return failed_verdict(call, len(cases), "the results were not plain files (links, FIFOs and devices are refused)")
     if not (os.path.exists(out_json) and os.path.exists(out_npz)):
         code = result.returncode
         if code is not None and code < 0:
@@ -257,13 +259,13 @@ def _verdict_from_files(call, cases, workdir, result: LaunchResult, timeout) -> 
         tail = result.stderr_tail.strip().splitlines()[-1:] if result.stderr_tail.strip() else []
         if tail and "MemoryError" in tail[0]:
             why += "; MemoryError: the memory limit was reached"
-        return _failed(call, len(cases), why)
+        return failed_verdict(call, len(cases), why)
     try:
         payload = load(out_json, out_npz)
         status = payload["status"]
         if status == "setup_error":
-            return _failed(call, len(cases), f"running your cell failed: {payload['error']}")
+            return failed_verdict(call, len(cases), f"running your cell failed: {payload['error']}")
         outcomes = [(str(s), v) for s, v in payload["outcomes"]]
     except Exception as exc:
-        return _failed(call, len(cases), f"the results could not be read ({type(exc).__name__}: {exc})")
+        return failed_verdict(call, len(cases), f"the results could not be read ({type(exc).__name__}: {exc})")
     return compare_results(get(call.exercise_id), cases, outcomes)

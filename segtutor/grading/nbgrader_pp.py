@@ -446,7 +446,7 @@ class SandboxedExecute(Execute):
     async def _kill(self, tag):
         try:
             if self.km is not None and self.km.has_kernel:
-                await ensure_async(self.km._async_kill_kernel())
+                await ensure_async(self.km.shutdown_kernel(now=True))
         except Exception:
             pass
         if tag is not None:
@@ -612,7 +612,7 @@ class CleanroomGrades(NbGraderPreprocessor):
                         timeout=self.cell_timeout + self.startup_allowance, workdir=workdir))
                 except Exception as exc:  # a bug here must not be a free pass
                     self.log.error("clean-room check %s failed: %s", call, exc)
-                    verdicts.append(cleanroom._failed(call, 1, f"the grader could not check it ({exc})"))
+                    verdicts.append(cleanroom.failed_verdict(call, 1, f"the grader could not check it ({exc})"))
                 finally:
                     shutil.rmtree(workdir, ignore_errors=True)
                 self.log.info("clean-room check of %s: %s in %.2f s", call.exercise_id,

@@ -14,7 +14,14 @@ Each section prints a table and all figures go to one JSON file:
 * ``maskrcnn``  — lesson 06: Mask R-CNN trained within 180 s, COCO box and mask AP
   (targets: mask AP50 >= 0.90, mask AP >= 0.60);
 * ``grading``   — grading overhead vs plain execution, and 30 submissions of lesson 01
-  (slow: minutes; run it with ``--only grading``).
+  (slow: minutes; run it with ``--only grading``);
+* ``hub``       — the "on a hub" runs of lessons 04–06 on real photographs (full profile with
+  the datasets present; otherwise each says in one line what it skipped).
+
+``--profile quick|full`` runs everything under that profile (``SEGTUTOR_PROFILE``, which the
+lessons' kernels inherit) and records it with the figures: on a GPU hub,
+``segtutor bench --profile full --only lessons,hub`` times the lessons with their real-data
+sections and records the quality they reach (written to ``bench-results/bench-full.json``).
 
 Examples
 --------
@@ -34,7 +41,7 @@ import time
 from pathlib import Path
 
 DEFAULT_SECTIONS = ("lessons", "classical", "cluster", "widgets")
-ALL_SECTIONS = DEFAULT_SECTIONS + ("backbones", "fcn", "weak", "maskrcnn", "grading")
+ALL_SECTIONS = DEFAULT_SECTIONS + ("backbones", "fcn", "weak", "maskrcnn", "grading", "hub")
 
 #: Where each section's function lives: ``module:function`` returning a dict of figures.
 SECTIONS = {
@@ -46,6 +53,7 @@ SECTIONS = {
     "fcn": "segtutor.tools.bench_fcn:bench_fcn",
     "weak": "segtutor.tools.bench_weak:bench_weak",
     "maskrcnn": "segtutor.tools.bench_maskrcnn:bench_maskrcnn",
+    "hub": "segtutor.tools.bench_hub:bench_hub",
 }
 
 
@@ -60,7 +68,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--only", default=",".join(DEFAULT_SECTIONS),
                         help=f"comma-separated sections out of {', '.join(ALL_SECTIONS)}, or all "
                              f"(default: {','.join(DEFAULT_SECTIONS)})")
-    parser.add_argument("--json", default="bench-results/bench.json", help="where to write the figures")
+    parser.add_argument("--json", default=None,
+                        help="where to write the figures (default: bench-results/bench.json, "
+                             "bench-results/bench-full.json for the full profile)")
+    parser.add_argument("--profile", default=None, choices=("quick", "full"),
+                        help="run under this profile (default: $SEGTUTOR_PROFILE, else full with CUDA, quick without)")
     parser.add_argument("--lessons", default=None, help="lessons folder (default: the checkout's)")
 
 
@@ -94,6 +106,20 @@ def bench_lessons(lessons_dir=None) -> dict:
     return results
 
 
+def machine() -> dict:
+    """The machine the figures come from: platform, Python, CPUs, and the GPU's name (or None)."""
+    gpu = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except Exception as exc:  # a broken CUDA set-up is worth printing, not a crash
+        gpu = f"unavailable ({type(exc).__name__})"
+    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+            "gpu": gpu}
+
+
 def _print_flat(figures: dict, indent: str = "  ") -> None:
     for key, value in figures.items():
         if isinstance(value, dict):
@@ -113,8 +139,16 @@ def main(args) -> int:
     if unknown:
         print(f"segtutor bench: unknown section(s) {unknown}; choose from {list(ALL_SECTIONS)}", file=sys.stderr)
         return 2
-    figures = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
-                           "cpus": os.cpu_count()}}
+    from segtutor import profiles
+
+    if args.profile:
+        os.environ[profiles.ENV_VAR] = args.profile  # the lessons' kernels inherit it
+    chosen = profiles.settings()
+    figures = {"machine": machine(), "profile": {"name": chosen.name, "device": chosen.device,
+                                                 "mixed_precision": chosen.mixed_precision,
+                                                 "num_workers": chosen.num_workers}}
+    print(f"segtutor bench: {chosen.name} profile on {chosen.device} "
+          f"({figures['machine']['gpu'] or str(figures['machine']['cpus']) + ' CPUs'})")
     for section in sections:
         print(f"\n== {section}")
         start = time.perf_counter()
@@ -124,7 +158,7 @@ def main(args) -> int:
             figures[section] = _section(section)()
             _print_flat(figures[section])
         print(f"  ({time.perf_counter() - start:.1f} s)")
-    out = Path(args.json)
+    out = Path(args.json or ("bench-results/bench-full.json" if chosen.name == "full" else "bench-results/bench.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2, default=str))
     print(f"\nFigures written to {out}")
