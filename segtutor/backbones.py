@@ -1368,9 +1368,10 @@ def gradient_flow(depth=30, *, width=16, size=8, batch=16, seed=0) -> dict:
         convs = [nn.Conv2d(width, width, 3, padding=1) for _ in range(depth)]
     x = torch.randn(batch, width, size, size, generator=generator)
     norms = {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tensors this small run slower split over threads, much slower on a busy CPU
-    try:
+    from segtutor import training
+
+    # tensors this small run slower split over threads, much slower on a busy CPU
+    with training.cpu_threads(1):
         for kind in ("plain", "residual"):
             for conv in convs:
                 conv.zero_grad()
@@ -1381,8 +1382,6 @@ def gradient_flow(depth=30, *, width=16, size=8, batch=16, seed=0) -> dict:
             loss = h.pow(2).mean()
             loss.backward()
             norms[kind] = np.array([float(conv.weight.grad.norm()) for conv in convs])
-    finally:
-        torch.set_num_threads(threads)
     return norms
 
 

@@ -893,7 +893,7 @@ def train(config=None, *, progress=True, train_set=None, val_set=None):
 
     training.seed_everything(config.seed)
     device = training.device()
-    with _cpu_threads(config.threads if device.type == "cpu" else 0):
+    with training.cpu_threads(config.threads if device.type == "cpu" else 0):
         model = build_model(config).to(device, memory_format=torch.channels_last)  # faster convolutions on CPUs
         model.train()
         params = [p for p in model.parameters() if p.requires_grad]
@@ -945,21 +945,6 @@ def train(config=None, *, progress=True, train_set=None, val_set=None):
         "history": history,
         "seconds": seconds,
     }
-
-
-class _cpu_threads:
-    """Run a block with ``n`` torch CPU threads (0: leave the setting), then restore it."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __enter__(self):
-        self.previous = torch.get_num_threads()
-        if self.n:
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.previous)
 
 
 def _progress_bar(progress, config):
@@ -1921,7 +1906,7 @@ def train_on(model, train_data, val_data, config=None, *, settings=None, progres
     bar = tqdm(total=config.iterations, desc=f"FCN-{config.variant} on {config.dataset}", disable=not progress,
                leave=False)
     start = time.perf_counter()
-    with _cpu_threads(config.threads if device.type == "cpu" else 0):
+    with training.cpu_threads(config.threads if device.type == "cpu" else 0):
         _train_steps(model, loader, val_data, config, settings, device, optimizer, scaler, criterion, history, bar)
     bar.close()
     model.eval()

@@ -37,6 +37,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -60,6 +61,7 @@ __all__ = [
     "cache_key",
     "cached",
     "checkpoint_path",
+    "cpu_threads",
     "describe_run",
     "device",
     "plot_history",
@@ -91,6 +93,35 @@ def device():
     import torch
 
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@contextlib.contextmanager
+def cpu_threads(n):
+    """Run a block with ``n`` torch CPU threads (0 or ``None``: keep the setting), then restore it.
+
+    The course's CPU trainings use one thread: the same bits on every CPU, and no
+    slow-down when other programs share the machine (threads that wait on each other
+    on a busy CPU can be ten times slower).
+
+    Examples
+    --------
+    >>> import torch
+    >>> before = torch.get_num_threads()
+    >>> with cpu_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def seed_everything(seed) -> None:
