@@ -43,6 +43,14 @@ The experiment
 :func:`train_kinds` trains the same FCN-8s (:mod:`segtutor.fcn`) on each kind of
 pseudo-mask and on the true masks, with the same settings, through
 :func:`segtutor.training.cached` (a second run reloads the models).
+
+On a hub: real photographs
+--------------------------
+:func:`hub_run` repeats the experiment on Penn-Fudan's photographs of people
+(:class:`segtutor.datasets.PennFudan`) under the full profile: the boxes come from the
+instance masks, :class:`BoxLabelDataset` turns them into training labels of each kind,
+the same FCN trains on each (:func:`segtutor.fcn.train_on`), and every model is scored
+on the held-out photographs against their true masks.
 """
 
 from __future__ import annotations
@@ -85,6 +93,12 @@ __all__ = [
     "tinted",
     "plot_pseudo_labels",
     "plot_scores",
+    "HUB_KINDS",
+    "hub_config",
+    "BoxLabelDataset",
+    "hub_run",
+    "hub_table",
+    "plot_hub_run",
 ]
 
 #: Label of the pixels a pseudo-mask is unsure about: left out of the loss (``segtutor.fcn.IGNORE_INDEX``).
@@ -1064,17 +1078,17 @@ def tinted(image, labels):
     return out
 
 
-def _legend_handles():
+def _legend_handles(class_names=_data.CLASS_NAMES):
     from matplotlib.patches import Patch
 
     from segtutor import viz
 
-    handles = [Patch(facecolor=viz.PALETTE[c] / 255, label=name) for c, name in enumerate(_data.CLASS_NAMES) if c]
+    handles = [Patch(facecolor=viz.PALETTE[c] / 255, label=name) for c, name in enumerate(class_names) if c]
     handles.append(Patch(facecolor="0.55", edgecolor="white", hatch="////", label="ignored (255)"))
     return handles
 
 
-def plot_pseudo_labels(image, boxes, panels, *, truth=None, axes=None):
+def plot_pseudo_labels(image, boxes, panels, *, truth=None, axes=None, class_names=None):
     """One scene: its boxes, then each pseudo-mask (tinted over the image), titled with its IoU.
 
     Parameters
@@ -1086,6 +1100,11 @@ def plot_pseudo_labels(image, boxes, panels, *, truth=None, axes=None):
         ``{title: label map}``; ignored pixels are striped grey.
     truth : ndarray (H, W), optional
         When given, each title gets the panel's mIoU with it over the labelled pixels.
+    axes : sequence of matplotlib Axes, optional
+        ``len(panels) + 1`` axes to draw on (default: a new figure).
+    class_names : sequence of str, optional
+        Names of the classes in the legend, background first (default
+        :data:`segtutor.data.CLASS_NAMES`).
 
     Returns
     -------
@@ -1129,7 +1148,8 @@ def plot_pseudo_labels(image, boxes, panels, *, truth=None, axes=None):
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.legend(handles=_legend_handles(), loc="outside lower center", ncols=4, fontsize="small", frameon=False)
+    names = _data.CLASS_NAMES if class_names is None else tuple(class_names)
+    fig.legend(handles=_legend_handles(names), loc="outside lower center", ncols=4, fontsize="small", frameon=False)
     return fig
 
 
@@ -1184,3 +1204,387 @@ def plot_scores(scores, *, ax=None, title=None):
     if title is not None:
         ax.set_title(str(title))
     return ax
+
+
+# =========================================================================== on a hub: real photographs
+
+#: The kinds of training labels :func:`hub_run` compares on Penn-Fudan's photographs (self-training is
+#: left out: it needs a trained network per round).
+HUB_KINDS = ("box", "band", "refined", "full")
+
+
+def hub_config():
+    """The settings of :func:`hub_run`: :class:`segtutor.fcn.HubConfig` on Penn-Fudan, 1000 steps.
+
+    FCN-8s over VGG-16 (pretrained when the weights are cached), batches of 8 random
+    crops of 320 pixels, torchvision's ``references/segmentation`` optimiser; every
+    kind of label trains under these same settings.
+
+    Examples
+    --------
+    >>> config = hub_config()
+    >>> config.dataset, config.backbone, config.iterations
+    ('pennfudan', 'vgg16', 1000)
+    """
+    from segtutor import fcn
+
+    return fcn.HubConfig(dataset="pennfudan", iterations=1000, eval_every=250, val_images=0)
+
+
+def _instances(image, target, index):
+    """A dataset item as (image (H, W, 3) float in [0, 1], boxes (N, 4) int, classes (N,), truth (H, W) int)."""
+    if not isinstance(target, dict) or not {"boxes", "masks"} <= set(target):
+        raise TypeError(f"item {index} must be (image, target) with a target dict holding 'boxes', 'labels' and "
+                        "'masks', as segtutor.datasets.PennFudan(root, target='instances') gives it without "
+                        f"transforms; got a target {describe(target)}")
+    pixels = np.asarray(image)
+    if pixels.ndim != 3 or pixels.shape[0] != 3:
+        raise ValueError(f"item {index}: the image must be (3, H, W), got shape {pixels.shape}")
+    pixels = pixels.transpose(1, 2, 0)
+    pixels = pixels / 255 if pixels.dtype == np.uint8 else pixels.astype(np.float32, copy=False)
+    shape = pixels.shape[:2]
+    masks = np.asarray(target["masks"]).astype(bool)
+    if masks.ndim != 3 or masks.shape[1:] != shape:
+        raise ValueError(f"item {index}: masks must be (N, H, W) of the image's size {shape}, got {masks.shape}")
+    classes = np.asarray(target.get("labels", np.ones(len(masks), dtype=np.int64)))
+    boxes, classes = check_boxes(np.asarray(target["boxes"], dtype=np.float64).reshape(-1, 4), shape, classes,
+                                 num_classes=IGNORE_INDEX)
+    if len(masks) != len(boxes):
+        raise ValueError(f"item {index}: {len(boxes)} boxes but {len(masks)} masks")
+    truth = np.zeros(shape, dtype=np.int64)
+    for i in paint_order(boxes):
+        truth[masks[i]] = classes[i]
+    return pixels, boxes, classes, truth
+
+
+class BoxLabelDataset:
+    """Photographs with training labels made from their boxes: filled, banded, refined, or the true masks.
+
+    Wraps a dataset of ``(image, target)`` items with instance targets, as
+    :class:`segtutor.datasets.PennFudan` ``(root, target="instances")`` gives them
+    without transforms (or a :class:`~torch.utils.data.Subset` of it). For each image
+    the label map of ``kind`` is made **once**, when the dataset is built, from the
+    target's boxes (``x1``, ``y1`` exclusive) and classes (Penn-Fudan: person = 1,
+    background = 0, :data:`IGNORE_INDEX` where the label is unsure):
+
+    * ``"box"``: :func:`filled_boxes`; ``"band"``: :func:`banded_boxes`;
+    * ``"refined"``: :func:`refined_boxes` on the photograph;
+    * ``"full"``: the true masks (the target's ``masks``), for full supervision.
+
+    An item is then ``transforms(tv_tensors.Image, tv_tensors.Mask)``: the paired
+    transforms (e.g. :func:`segtutor.datasets.segmentation_transforms`) crop, scale and
+    flip the image and its pseudo-labels together.
+
+    Parameters
+    ----------
+    data : sequence of (image, target)
+        ``image`` a (3, H, W) tensor, uint8 or float in [0, 1]; ``target`` a dict with
+        ``boxes`` (N, 4), ``labels`` (N,) and ``masks`` (N, H, W).
+    kind : {"box", "band", "refined", "full"}
+    transforms : callable, optional
+        ``transforms(image, mask) -> (image, mask)``; without, items are the image and
+        the label map at the photograph's size.
+    **options
+        Passed to :func:`banded_boxes` (``band``) or :func:`refined_boxes`.
+
+    Attributes
+    ----------
+    labels : list of ndarray of uint8 (H, W)
+        The training labels of each image (0, classes and 255).
+    truth : list of ndarray of uint8 (H, W)
+        The true label map of each image.
+    boxes : list of ndarray of int64 (N, 4)
+
+    Examples
+    --------
+    >>> import torch
+    >>> masks = torch.zeros(1, 6, 8, dtype=torch.uint8); masks[0, 1:5, 2:5] = 1; masks[0, 1, 2] = 0
+    >>> item = (torch.zeros(3, 6, 8), {"boxes": torch.tensor([[2., 1., 5., 5.]]), "labels": torch.tensor([1]),
+    ...                                "masks": masks})
+    >>> data = BoxLabelDataset([item], "box")
+    >>> image, labels = data[0]
+    >>> labels[1].tolist(), data.truth[0][1].tolist()
+    ([0, 0, 1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 0, 0, 0])
+    """
+
+    def __init__(self, data, kind, *, transforms=None, **options):
+        if kind not in HUB_KINDS:
+            raise ValueError(f"kind must be one of {HUB_KINDS} (filled boxes, box + ignored band, refined in "
+                             f"the box, true masks), got {kind!r}")
+        if not hasattr(data, "__len__") or not hasattr(data, "__getitem__") or isinstance(data, (str, bytes)):
+            raise TypeError(f"data must be a dataset of (image, target) items, e.g. "
+                            f"segtutor.datasets.PennFudan(root, target='instances'); got {describe(data)}")
+        if len(data) == 0:
+            raise ValueError("data holds no images")
+        if transforms is not None and not callable(transforms):
+            raise TypeError(f"transforms must be callable as transforms(image, mask), got {describe(transforms)}")
+        if kind in ("box", "full") and options:
+            raise TypeError(f"kind {kind!r} takes no options, got {sorted(options)}")
+        self.data, self.kind, self.transforms, self.options = data, kind, transforms, dict(options)
+        self.labels, self.truth, self.boxes = [], [], []
+        for index in range(len(data)):
+            image, target = data[index]
+            pixels, boxes, classes, truth = _instances(image, target, index)
+            if kind == "box":
+                labels = filled_boxes(boxes, classes, truth.shape)
+            elif kind == "band":
+                labels = banded_boxes(boxes, classes, truth.shape, **options)
+            elif kind == "refined":
+                labels = refined_boxes(pixels, boxes, classes, **options)
+            else:
+                labels = truth
+            self.labels.append(labels.astype(np.uint8))
+            self.truth.append(truth.astype(np.uint8))
+            self.boxes.append(boxes)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __repr__(self):
+        return f"BoxLabelDataset({len(self)} images, kind {self.kind!r})"
+
+    def __getitem__(self, index):
+        import torch
+        from torchvision import tv_tensors
+
+        index = as_int(index, "index", minimum=-len(self), maximum=len(self) - 1) % len(self)
+        image, _ = self.data[index]
+        image = tv_tensors.Image(torch.as_tensor(image))
+        mask = tv_tensors.Mask(torch.from_numpy(self.labels[index].astype(np.int64)))
+        if self.transforms is None:
+            return image, mask
+        return self.transforms(image, mask)
+
+    def quality(self):
+        """The labels against the true masks over all images: :func:`pseudo_label_scores` (one confusion matrix).
+
+        Returns
+        -------
+        dict
+            ``miou`` (on the labelled pixels), ``labelled``, ``miou_ignored_as_background``.
+        """
+        pseudo = np.concatenate([labels.ravel() for labels in self.labels]).astype(np.int64)
+        truth = np.concatenate([truth.ravel() for truth in self.truth]).astype(np.int64)
+        return pseudo_label_scores(pseudo, truth, num_classes=max(2, int(truth.max()) + 1))
+
+
+def _hub_kinds(kinds):
+    if isinstance(kinds, str) or not hasattr(kinds, "__iter__"):
+        raise TypeError(f"kinds must be a sequence out of {HUB_KINDS}, got {describe(kinds)}")
+    kinds = tuple(kinds)
+    unknown = [k for k in kinds if k not in HUB_KINDS]
+    if not kinds or unknown or len(set(kinds)) != len(kinds):
+        raise ValueError(f"kinds must be a non-empty sequence of distinct kinds out of {HUB_KINDS}, got {kinds!r}")
+    return kinds
+
+
+def _describe_hub_run(config, kinds):
+    backbone = "the tiny backbone" if config.backbone == "tiny" else f"{config.backbone} (pretrained when cached)"
+    names = ", ".join(KIND_NAMES[k] for k in kinds)
+    return (f"trains FCN-{config.variant} over {backbone} on the Penn-Fudan training photographs once per kind of "
+            f"label ({names}; {config.iterations} steps of {config.batch_size} crops of {config.size} px each) "
+            "and scores every model on the held-out photographs with their true masks")
+
+
+def _photographs(n):
+    return f"{n} photograph" + ("" if n == 1 else "s")
+
+
+def _hub_kind(out, kind, config, settings, device, folder, classes, train_photos, train_t, val_set, shown, held,
+              progress):
+    """One kind of :func:`hub_run`: its labels, its (cached) training, its held-out scores and predictions."""
+    import torch
+
+    from segtutor import fcn, training
+
+    data = BoxLabelDataset(train_photos, kind, transforms=train_t)
+    out["quality"][kind] = data.quality()
+    key = {**config.as_dict(), "kind": kind, "data": str(folder), "train_items": len(data),
+           "labels": _digest(*data.labels), "device": settings.device,
+           "mixed_precision": settings.mixed_precision, "workers": settings.num_workers}
+    result, from_cache = training.cached(
+        f"weak-hub-{kind}", key,
+        lambda: fcn.train_on(fcn.hub_model(config, len(classes)), data, val_set, config, settings=settings,
+                             progress=progress),
+        sources=("segtutor.fcn", "segtutor.datasets", "segtutor.classical", "segtutor.cluster"),
+    )
+    model = fcn.hub_model(config.replace(weights="random"), len(classes))
+    model.load_state_dict(result["state_dict"])
+    del result["state_dict"]
+    out["scores"][kind] = fcn.evaluate_dataset(model, val_set, settings=settings, batch_size=config.batch_size)
+    model = model.to(device).eval()
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16,
+                                         enabled=settings.mixed_precision and device.type == "cuda"):
+        for example in held:
+            image = torch.from_numpy(np.ascontiguousarray(example["image"].transpose(2, 0, 1)))
+            example["predictions"][kind] = model(image[None].to(device)).argmax(1)[0].cpu().numpy()
+    del model
+    for i, example in enumerate(shown):
+        example["labels"][kind] = data.labels[i]
+        example["truth"], example["boxes"] = data.truth[i], data.boxes[i]
+        if example["image"] is None:
+            example["image"] = np.asarray(train_photos[i][0]).transpose(1, 2, 0)
+    out["histories"][kind] = result["history"]
+    out["seconds"][kind] = result["seconds"]
+    out["from_cache"][kind] = from_cache
+    print(f"{KIND_NAMES[kind]}: {training.describe_run(from_cache, result['seconds'])} on {result['device']}; "
+          f"held-out mIoU {out['scores'][kind]['miou']:.3f} over {_photographs(len(val_set))}")
+
+
+def hub_run(config=None, *, kinds=HUB_KINDS, root=None, profile=None, progress=True, examples=1):
+    """Lesson 05 on real photographs: FCN trained on Penn-Fudan from boxes, and from the true masks.
+
+    Runs under the full profile when Penn-Fudan is present (see
+    :func:`segtutor.profiles.hub_section`); otherwise prints one line saying what it
+    would show and returns ``None``. Penn-Fudan's last images are held out
+    (:func:`segtutor.fcn.pennfudan_split`); on the others, each kind of label
+    (:class:`BoxLabelDataset`) trains the same FCN (:func:`segtutor.fcn.train_on`, same
+    settings, initial weights and crops), through :func:`segtutor.training.cached` so that
+    running the notebook again reloads the models. Every model is scored on the held-out
+    photographs against their **true** masks (:func:`segtutor.fcn.evaluate_dataset`).
+
+    Parameters
+    ----------
+    config : segtutor.fcn.HubConfig, optional
+        With ``dataset="pennfudan"``; default :func:`hub_config`.
+    kinds : sequence of str
+        Out of :data:`HUB_KINDS`; with ``"full"``, each score gets its ratio to full supervision.
+    root : str or Path, optional
+        The data folder (default :func:`segtutor.paths.data_dir`).
+    profile : {"quick", "full"}, optional
+    progress : bool
+    examples : int
+        Training photographs kept with their labels of every kind, and held-out
+        photographs with every model's prediction, for :func:`plot_hub_run`.
+
+    Returns
+    -------
+    dict or None
+        ``scores`` (``{kind: evaluate_dataset(...)}``, with ``ratio_to_full`` when
+        ``"full"`` is among the kinds), ``quality`` (``{kind: BoxLabelDataset.quality()}``
+        on the training photographs); the same numbers flat, ``{kind: float}``: ``miou``,
+        ``ratio_to_full``, ``labels_miou``, ``labelled``; ``histories``, ``seconds`` and
+        ``from_cache`` per kind, ``examples`` (training photographs: ``image``, ``boxes``, ``labels``
+        ``{kind: map}``, ``truth``), ``predictions`` (held-out photographs: ``image``,
+        ``truth``, ``predictions`` ``{kind: map}``), ``classes``, ``config``,
+        ``train_images``, ``val_images``.
+
+    Examples
+    --------
+    >>> hub_run(profile="quick")  # doctest: +ELLIPSIS
+    On a hub: skipped (quick profile). ... (`segtutor fetch pennfudan`), this section trains FCN-8s over vgg16 ...
+    """
+    import torch
+
+    from segtutor import datasets, fcn, paths, profiles, training
+
+    config = hub_config() if config is None else config
+    if not isinstance(config, fcn.HubConfig):
+        raise TypeError(f"config must be a segtutor.fcn.HubConfig (see weak.hub_config()), got {describe(config)}")
+    if config.dataset != "pennfudan":
+        raise ValueError(f"config.dataset must be 'pennfudan' (boxes come from its instance masks), "
+                         f"got {config.dataset!r}")
+    kinds = _hub_kinds(kinds)
+    examples = as_int(examples, "examples", minimum=0)
+    if not profiles.hub_section("pennfudan", _describe_hub_run(config, kinds), profile=profile, root=root):
+        return None
+    settings = profiles.settings(profile)
+    device = torch.device(settings.device)
+    folder = paths.data_dir() if root is None else root
+    _, val_set, classes = fcn.hub_datasets(config, folder)
+    train_photos, _ = fcn.pennfudan_split(datasets.PennFudan(folder, target="instances"))
+    train_t = datasets.segmentation_transforms(config.size, train=True)
+    out = {"scores": {}, "quality": {}, "histories": {}, "seconds": {}, "from_cache": {}, "classes": tuple(classes),
+           "config": config, "train_images": len(train_photos), "val_images": len(val_set)}
+    shown = [{"image": None, "boxes": None, "labels": {}, "truth": None} for _ in range(min(examples,
+                                                                                           len(train_photos)))]
+    held = [{"image": np.asarray(val_set[i][0]).transpose(1, 2, 0), "truth": np.asarray(val_set[i][1]),
+             "predictions": {}} for i in range(min(examples, len(val_set)))]
+    with training.cpu_threads(config.threads if device.type == "cpu" else 0):
+        for kind in kinds:
+            _hub_kind(out, kind, config, settings, device, folder, classes, train_photos, train_t, val_set,
+                      shown, held, progress)
+    if "full" in out["scores"]:
+        full = out["scores"]["full"]["miou"]
+        for kind, scores in out["scores"].items():
+            scores["ratio_to_full"] = scores["miou"] / full if full > 0 else float("nan")
+        out["ratio_to_full"] = {kind: scores["ratio_to_full"] for kind, scores in out["scores"].items()}
+    out["miou"] = {kind: scores["miou"] for kind, scores in out["scores"].items()}
+    out["labels_miou"] = {kind: quality["miou"] for kind, quality in out["quality"].items()}
+    out["labelled"] = {kind: quality["labelled"] for kind, quality in out["quality"].items()}
+    out["examples"], out["predictions"] = shown, held
+    return out
+
+
+def hub_table(run):
+    """The scores of :func:`hub_run` as a text table: labels' quality, held-out mIoU, ratio to full supervision.
+
+    Examples
+    --------
+    >>> run = {"quality": {"box": {"miou": 0.7, "labelled": 1.0}, "full": {"miou": 1.0, "labelled": 1.0}},
+    ...        "scores": {"box": {"miou": 0.6, "ratio_to_full": 0.75}, "full": {"miou": 0.8, "ratio_to_full": 1.0}}}
+    >>> print(hub_table(run))
+    training labels   labels' mIoU  labelled  held-out mIoU  / full
+    (a) filled boxes         0.700      100%          0.600    0.75
+    true masks               1.000      100%          0.800    1.00
+    """
+    if not isinstance(run, dict) or "scores" not in run or "quality" not in run:
+        raise TypeError(f"run must be what segtutor.weak.hub_run returned, got {describe(run)}")
+    header = ["training labels", "labels' mIoU", "labelled", "held-out mIoU", "/ full"]
+    rows = []
+    for kind, s in run["scores"].items():
+        q = run["quality"][kind]
+        rows.append([KIND_NAMES.get(kind, kind), f"{q['miou']:.3f}", f"{q['labelled']:.0%}", f"{s['miou']:.3f}",
+                     f"{s['ratio_to_full']:.2f}" if "ratio_to_full" in s else ""])
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+
+    def fmt(row):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+    return "\n".join(fmt(r) for r in [header] + rows)
+
+
+def plot_hub_run(run):
+    """The results of :func:`hub_run`: held-out mIoU per kind of label, one training photograph's
+    labels of every kind, and one held-out photograph predicted by every model.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    from segtutor import metrics
+
+    if not isinstance(run, dict) or not {"scores", "examples", "predictions", "classes"} <= set(run):
+        raise TypeError(f"run must be what segtutor.weak.hub_run returned, got {describe(run)}")
+    if not run["examples"] or not run["predictions"]:
+        raise ValueError("run has no photographs to show (hub_run(..., examples=0))")
+    kinds = list(run["scores"])
+    n = len(kinds) + 1
+    fig = plt.figure(figsize=(max(2.4 * n, 8.0), 10.0), layout="constrained")
+    top, middle, bottom = fig.subfigures(3, 1, height_ratios=(1.2, 1.0, 1.0))
+    config = run["config"]
+    ax = plot_scores(run["scores"], ax=top.subplots(), title=(
+        f"FCN-{config.variant} ({config.backbone}, {config.iterations} steps) trained on {run['train_images']} "
+        f"Penn-Fudan photographs"))
+    ax.set_ylabel(f"held-out mIoU ({_photographs(run['val_images'])})")
+    example = run["examples"][0]
+    plot_pseudo_labels(example["image"], example["boxes"], {KIND_NAMES[k]: example["labels"][k] for k in kinds},
+                       truth=example["truth"], axes=middle.subplots(1, n), class_names=run["classes"])
+    middle.suptitle("a training photograph: its boxes and the labels each model learns from", fontsize="medium")
+    held = run["predictions"][0]
+    axes = bottom.subplots(1, n)
+    axes[0].imshow(np.clip(held["image"], 0, 1), interpolation="nearest")
+    axes[0].set_title("held-out photograph\n ", fontsize="medium")
+    truth = held["truth"]
+    for ax, kind in zip(axes[1:], kinds):
+        prediction = held["predictions"][kind]
+        kept = truth != IGNORE_INDEX
+        iou = metrics.iou((prediction == 1) & kept, (truth == 1) & kept)
+        ax.imshow(tinted(np.clip(held["image"], 0, 1), prediction), interpolation="nearest")
+        ax.set_title(f"{KIND_NAMES[kind]}\n{run['classes'][1]} IoU {iou:.2f}", fontsize="medium")
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    bottom.suptitle("a held-out photograph: the prediction of each model, by its training labels", fontsize="medium")
+    return fig

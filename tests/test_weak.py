@@ -411,3 +411,179 @@ def test_other_training_scenes_are_not_mistaken_for_cached_ones(tmp_path, monkey
     other = weak.instance_scenes(2, seed=99, config=config)
     second = weak.train_kinds(config, kinds=("box",), progress=False, scenes=other)
     assert not first["box"]["from_cache"] and not second["box"]["from_cache"]
+
+
+# -- on a hub: Penn-Fudan photographs (conftest's tiny copy) -----------------------------------
+
+# The two people of every conftest.pennfudan image, drawn there as mask[5:30, 4:14] and mask[10:38, 30:41]:
+FUDAN_BOXES = np.array([[4, 5, 14, 30], [30, 10, 41, 38]])
+
+
+def _tiny_hub(**changes):
+    from segtutor import fcn
+
+    values = dict(dataset="pennfudan", backbone="tiny", size=32, iterations=4, batch_size=2, eval_every=2,
+                  warmup=2, lr=0.05, val_images=0, threads=1)
+    values.update(changes)
+    return fcn.HubConfig(**values)
+
+
+def _fudan_photo_and_mask(root, k=1):
+    from PIL import Image
+
+    base = root / "PennFudanPed"
+    photo = np.asarray(Image.open(base / "PNGImages" / f"FudanPed{k:05d}.png").convert("RGB"))
+    return photo, np.asarray(Image.open(base / "PedMasks" / f"FudanPed{k:05d}_mask.png"))
+
+
+@pytest.mark.parametrize("kind", weak.HUB_KINDS)
+def test_box_label_dataset_gives_the_labels_of_weaks_own_functions(fudan_root, kind):
+    from segtutor import datasets
+
+    data = weak.BoxLabelDataset(datasets.PennFudan(fudan_root, target="instances"), kind)
+    photo, mask = _fudan_photo_and_mask(fudan_root)
+    people = np.ones(2, dtype=np.int64)
+    expected = {"box": lambda: weak.filled_boxes(FUDAN_BOXES, people, mask.shape),
+                "band": lambda: weak.banded_boxes(FUDAN_BOXES, people, mask.shape),
+                "refined": lambda: weak.refined_boxes(photo, FUDAN_BOXES, people),
+                "full": lambda: (mask > 0).astype(np.int64)}[kind]()
+    assert len(data) == 2
+    np.testing.assert_array_equal(data.boxes[0], FUDAN_BOXES)
+    np.testing.assert_array_equal(data.truth[0], mask > 0)
+    np.testing.assert_array_equal(data.labels[0], expected)
+    image, labels = data[0]  # no transforms: the photograph and its labels at full size
+    assert tuple(image.shape) == (3, 40, 56) and labels.dtype == torch_int64()
+    np.testing.assert_array_equal(labels.numpy(), expected)
+    np.testing.assert_allclose(image.numpy().transpose(1, 2, 0), photo / 255, atol=1e-6)
+    quality = data.quality()
+    reference = weak.pseudo_label_scores(np.stack([expected, expected]), np.stack([mask > 0] * 2), num_classes=2)
+    assert quality == pytest.approx(reference)
+    if kind == "full":
+        assert quality["miou"] == 1.0 and quality["labelled"] == 1.0
+    if kind == "band":
+        assert quality["labelled"] < 1.0 and (expected == weak.IGNORE_INDEX).any()
+
+
+def torch_int64():
+    import torch
+
+    return torch.int64
+
+
+def test_box_label_dataset_transforms_move_the_labels_with_the_photograph(fudan_root):
+    """After random crops, scales and flips, label 1 is still on the people's colours, 0 on the grey."""
+    import torch
+
+    from segtutor import datasets
+
+    data = weak.BoxLabelDataset(datasets.PennFudan(fudan_root, target="instances"), "full",
+                                transforms=datasets.segmentation_transforms(32, train=True))
+    torch.manual_seed(0)
+    for _ in range(6):
+        image, labels = data[1]
+        assert tuple(image.shape) == (3, 32, 32) and tuple(labels.shape) == (32, 32)
+        rgb = image.numpy().transpose(1, 2, 0) * 255
+        grey = np.abs(rgb - 90).max(-1) < 1
+        person = (np.abs(rgb - (200, 30, 30)).max(-1) < 1) | (np.abs(rgb - (30, 30, 200)).max(-1) < 1)
+        labels = labels.numpy()
+        assert (labels[person] == 1).all() and (labels[grey] == 0).all()
+        assert person.any() or grey.any()
+
+
+def test_hub_run_is_one_line_without_the_full_profile_or_the_data(tmp_path, capsys):
+    assert weak.hub_run(profile="quick") is None
+    first = capsys.readouterr().out
+    assert first.count("\n") == 1 and "quick profile" in first and "segtutor fetch pennfudan" in first
+    assert weak.hub_run(_tiny_hub(), profile="full", root=tmp_path) is None
+    second = capsys.readouterr().out
+    assert second.count("\n") == 1 and f"is not in {tmp_path}" in second and "segtutor fetch pennfudan" in second
+
+
+def test_hub_run_trains_each_kind_scores_it_on_true_masks_and_reloads(tmp_path, capsys, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from conftest import pennfudan
+    from segtutor import datasets, fcn
+
+    root = pennfudan(tmp_path / "fudan", n=4)  # 3 training photographs, 1 held out
+    monkeypatch.setattr("segtutor.profiles._cuda_available", lambda: False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)  # no data-loader workers
+    monkeypatch.setenv("SEGTUTOR_CACHE", str(tmp_path / "cache"))
+    config = _tiny_hub()
+    run = weak.hub_run(config, root=root, profile="full", progress=False)
+    out = capsys.readouterr().out
+    assert out.count("trained in") == len(weak.HUB_KINDS) and not any(run["from_cache"].values())
+    assert list(run["scores"]) == list(weak.HUB_KINDS) and (run["train_images"], run["val_images"]) == (3, 1)
+    for kind, scores in run["scores"].items():
+        assert 0 <= scores["miou"] <= 1 and scores["ratio_to_full"] == pytest.approx(
+            scores["miou"] / run["scores"]["full"]["miou"])
+        assert len(run["histories"][kind]["loss"]) == config.iterations
+    # scored against the TRUE masks of the held-out photograph (not the band's, which ignore pixels):
+    # the confusion matrix's rows count every pixel of each true class
+    _, val, _ = fcn.hub_datasets(config, root)
+    truth = np.asarray(val[0][1])
+    for kind in weak.HUB_KINDS:
+        np.testing.assert_array_equal(run["scores"][kind]["confusion"].sum(1), np.bincount(truth.ravel(), minlength=2))
+    # pseudo-label quality on the training photographs, as BoxLabelDataset gives it
+    train, _ = fcn.pennfudan_split(datasets.PennFudan(root, target="instances"))
+    assert run["quality"]["band"] == pytest.approx(weak.BoxLabelDataset(train, "band").quality())
+    assert run["quality"]["full"]["miou"] == 1.0
+    assert run["miou"] == {k: s["miou"] for k, s in run["scores"].items()} and run["ratio_to_full"]["full"] == 1.0
+    assert run["labelled"]["band"] == run["quality"]["band"]["labelled"] < 1 == run["labelled"]["box"]
+    (example,), (held,) = run["examples"], run["predictions"]
+    assert set(example["labels"]) == set(held["predictions"]) == set(weak.HUB_KINDS)
+    assert held["image"].shape == (32, 32, 3) and all(p.shape == (32, 32) for p in held["predictions"].values())
+
+    again = weak.hub_run(config, root=root, profile="full", progress=False)
+    assert capsys.readouterr().out.count("trained earlier") == len(weak.HUB_KINDS)
+    assert all(again["from_cache"].values())
+    assert {k: s["miou"] for k, s in again["scores"].items()} == {k: s["miou"] for k, s in run["scores"].items()}
+
+    fig = weak.plot_hub_run(run)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "held-out mIoU" in fig.axes[0].get_ylabel() and len(fig.axes) == 1 + 2 * (len(weak.HUB_KINDS) + 1)
+    assert any(t.startswith("(b) box + ignored band\nmIoU") for t in titles)
+    plt.close(fig)
+    assert weak.hub_table(run).splitlines()[-1].startswith("true masks")
+
+
+def test_hub_run_gives_the_same_numbers_twice(tmp_path, capsys, monkeypatch):
+    from conftest import pennfudan
+
+    root = pennfudan(tmp_path / "fudan", n=4)
+    monkeypatch.setattr("segtutor.profiles._cuda_available", lambda: False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)
+    runs = []
+    for cache in ("one", "two"):  # two caches: both runs train
+        monkeypatch.setenv("SEGTUTOR_CACHE", str(tmp_path / cache))
+        runs.append(weak.hub_run(_tiny_hub(), kinds=("refined", "full"), root=root, profile="full", progress=False))
+    assert not any(runs[1]["from_cache"].values())
+    for kind in ("refined", "full"):
+        assert runs[0]["histories"][kind]["loss"] == runs[1]["histories"][kind]["loss"]
+        np.testing.assert_array_equal(runs[0]["scores"][kind]["confusion"], runs[1]["scores"][kind]["confusion"])
+        np.testing.assert_array_equal(runs[0]["predictions"][0]["predictions"][kind],
+                                      runs[1]["predictions"][0]["predictions"][kind])
+
+
+def test_hub_run_and_box_label_dataset_name_bad_input(fudan_root):
+    from segtutor import datasets, fcn
+
+    with pytest.raises(ValueError, match=r"kinds must be .*out of \('box', 'band', 'refined', 'full'\)"):
+        weak.hub_run(_tiny_hub(), kinds=("box", "self-trained"), profile="quick")
+    with pytest.raises(TypeError, match="kinds must be a sequence"):
+        weak.hub_run(_tiny_hub(), kinds="box", profile="quick")
+    with pytest.raises(TypeError, match="config must be a segtutor.fcn.HubConfig"):
+        weak.hub_run(fcn.Config(), profile="quick")
+    with pytest.raises(ValueError, match="config.dataset must be 'pennfudan'"):
+        weak.hub_run(_tiny_hub(dataset="voc"), profile="quick")
+    photos = datasets.PennFudan(fudan_root, target="instances")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        weak.BoxLabelDataset(photos, "filled")
+    with pytest.raises(TypeError, match="target dict holding 'boxes'"):
+        weak.BoxLabelDataset(datasets.PennFudan(fudan_root, target="semantic"), "box")
+    with pytest.raises(TypeError, match="data must be a dataset"):
+        weak.BoxLabelDataset(42, "box")
+    with pytest.raises(TypeError, match="takes no options"):
+        weak.BoxLabelDataset(photos, "box", band=0.3)
+    with pytest.raises(TypeError, match="what segtutor.weak.hub_run returned"):
+        weak.plot_hub_run({"scores": {}})
