@@ -1809,10 +1809,6 @@ def _loader(data, batch_size, settings, *, shuffle, seed=0):
                       pin_memory=settings.device == "cuda")
 
 
-def _autocast(device, settings):
-    return torch.autocast(device.type, dtype=torch.float16, enabled=settings.mixed_precision and device.type == "cuda")
-
-
 def evaluate_dataset(model, data, *, num_classes=None, settings=None, batch_size=8, ignore_index=IGNORE_INDEX):
     """Score a model on a dataset of ``(image, labels)`` pairs: mIoU, per-class IoU, pixel accuracy.
 
@@ -1835,7 +1831,7 @@ def evaluate_dataset(model, data, *, num_classes=None, settings=None, batch_size
     with torch.no_grad():
         for images, labels in _loader(data, batch_size, settings, shuffle=False):
             images, labels = images.to(device), labels.to(device)
-            with _autocast(device, settings):
+            with settings.autocast():
                 pred = model(images).argmax(1)
             keep = labels != ignore_index
             if bool(((labels[keep] < 0) | (labels[keep] >= num_classes)).any()):
@@ -1899,7 +1895,7 @@ def train_on(model, train_data, val_data, config=None, *, settings=None, progres
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=_lr_at(0, config), momentum=config.momentum,
                                 weight_decay=config.weight_decay)
-    scaler = torch.amp.GradScaler(device.type, enabled=settings.mixed_precision and device.type == "cuda")
+    scaler = settings.grad_scaler()
     criterion = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
     loader = _loader(train_data, config.batch_size, settings, shuffle=True, seed=config.seed)
     history = {"loss": [], "lr": [], "val_miou": [], "val_pixel_accuracy": [], "eval_at": []}
@@ -1926,7 +1922,7 @@ def _train_steps(model, loader, val_data, config, settings, device, optimizer, s
         for images, labels in loader:
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
-            with _autocast(device, settings):
+            with settings.autocast():
                 loss = criterion(model(images), labels)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the loss became {loss.item()} at step {step}; lower lr (now {config.lr})")
@@ -2014,7 +2010,7 @@ def hub_run(config=None, *, root=None, profile=None, progress=True, examples=3):
     with torch.no_grad():
         for i in range(min(as_int(examples, "examples", minimum=0), len(val_set))):
             image, truth = val_set[i]
-            with _autocast(device, settings):
+            with settings.autocast():
                 pred = model(torch.as_tensor(image)[None].to(device)).argmax(1)[0]
             shown.append((np.asarray(image).transpose(1, 2, 0), np.asarray(truth), pred.cpu().numpy()))
     print(f"FCN-{config.variant} ({config.backbone}) on {title}: {training.describe_run(from_cache, result['seconds'])}"

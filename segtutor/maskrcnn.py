@@ -18,10 +18,11 @@ detector is never re-implemented here) for lesson 06:
   :func:`box_iou`, :func:`cell_anchors`, :func:`roi_align_box`, :func:`paste_mask`;
 * pictures: anchors and proposals, RoIPool against RoIAlign, the mask head,
   detections per object, losses;
-* :class:`PennFudanDataset` reads the PennFudan pedestrian layout
-  (``PNGImages/``, ``PedMasks/``) of torchvision's detection tutorial, and
-  :func:`pretrained_maskrcnn` loads ``maskrcnn_resnet50_fpn_v2`` with COCO weights
-  when they are already cached (nothing is downloaded).
+* on a hub (the full profile, :func:`hub_run`): torchvision's ``maskrcnn_resnet50_fpn_v2``
+  fine-tuned on the Penn-Fudan pedestrians (:class:`segtutor.datasets.PennFudan`) as in
+  torchvision's detection tutorial, COCO weights when cached (nothing is downloaded):
+  :class:`HubConfig`, :func:`hub_model`, :func:`hub_train`, :func:`hub_predict`,
+  :func:`plot_hub_run`.
 
 Boxes are ``[x0, y0, x1, y1]`` in pixels with ``x1``, ``y1`` exclusive, as in
 :func:`segtutor.data.make_instance_scene`: a box covers columns ``x0:x1``.
@@ -46,11 +47,12 @@ from segtutor._checks import as_float, as_image, as_int, describe
 
 __all__ = [
     "Config",
+    "HUB_CLASS_NAMES",
+    "HubConfig",
     "CLASS_MAP_COLORS",
     "CLASS_NAMES",
     "INSTANCE_COLORS",
     "LOSS_NAMES",
-    "PennFudanDataset",
     "bilinear_sample",
     "box_iou",
     "build_model",
@@ -61,6 +63,12 @@ __all__ = [
     "count_objects",
     "detection_scores",
     "failure_cases",
+    "hub_datasets",
+    "hub_model",
+    "hub_predict",
+    "hub_run",
+    "hub_train",
+    "hub_weights",
     "instance_color",
     "instance_scenes",
     "load_model",
@@ -71,12 +79,12 @@ __all__ = [
     "plot_cases",
     "plot_comparison",
     "plot_detections",
+    "plot_hub_run",
     "plot_losses",
     "plot_mask_head",
     "plot_objects",
     "plot_roi_pool_vs_align",
     "predict",
-    "pretrained_maskrcnn",
     "roi_align_box",
     "scene_tensors",
     "semantic_instances",
@@ -710,13 +718,10 @@ def train(config=None, *, scenes=None, progress=True, model=None):
         as_image(scene["image"], f"scene {i} image", channels="color")
         check_target(scene, np.shape(scene["image"]))
 
-    previous_threads = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
+    from segtutor import training
+
+    with training.cpu_threads(config.threads):
         return _train_loop(config, scenes, progress, model)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _train_loop(config, scenes, progress, model):
@@ -1986,7 +1991,7 @@ def plot_cases(scenes, predictions, indices, *, score_threshold=0.5):
 
 
 def plot_detections(image, prediction, *, score_threshold=0.5, boxes=True, masks=True, labels=True,
-                    ax=None, title=None):
+                    ax=None, title=None, class_names=CLASS_NAMES):
     """Detections on an image: one colour per *instance*, class and score in text.
 
     Parameters
@@ -2001,6 +2006,9 @@ def plot_detections(image, prediction, *, score_threshold=0.5, boxes=True, masks
     ax : matplotlib Axes, optional
     title : str, optional
         Default: how many detections are drawn.
+    class_names : sequence of str
+        Name of each class id (default :data:`CLASS_NAMES`; :data:`HUB_CLASS_NAMES`
+        for the pedestrians).
 
     Returns
     -------
@@ -2036,7 +2044,7 @@ def plot_detections(image, prediction, *, score_threshold=0.5, boxes=True, masks
         if boxes:
             ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=color, lw=1.5))
         if labels:
-            ax.text(x0 - 0.5, y0 - 1.0, f"{CLASS_NAMES[int(label_array[k])]} {scores[k]:.2f}", fontsize=7,
+            ax.text(x0 - 0.5, y0 - 1.0, f"{class_names[int(label_array[k])]} {scores[k]:.2f}", fontsize=7,
                     color=text_color(color), va="bottom", bbox={"facecolor": color, "edgecolor": "none", "pad": 1, "alpha": 0.9})
     ax.set_xlim(-0.5, width - 0.5)
     ax.set_ylim(height - 0.5, -0.5)
@@ -2139,111 +2147,573 @@ def plot_losses(history, *, ax=None, smooth=20):
     return ax
 
 
-# --------------------------------------------------------------------------- real data
+# =========================================================================== on a hub: real photographs
+
+#: Class names of the Penn-Fudan pedestrians (0 is the background).
+HUB_CLASS_NAMES = ("background", "person")
 
 
-class PennFudanDataset:
-    """The Penn-Fudan pedestrians in the layout of torchvision's detection tutorial.
+@dataclasses.dataclass(frozen=True)
+class HubConfig:
+    """Fine-tuning torchvision's Mask R-CNN on the Penn-Fudan pedestrians (see :func:`hub_run`).
 
-    ``root/PNGImages/*.png`` are the photographs and ``root/PedMasks/*.png`` the
-    instance masks (0 background, 1..N one value per person), matched by
-    sorted file name (``FudanPed00001.png`` with ``FudanPed00001_mask.png``).
-    Every object is class 1 (person). The dataset is not shipped: download it
-    (https://www.cis.upenn.edu/~jshi/ped_html/) where there is a network.
+    The defaults are those of torchvision's detection tutorial: batches of 2
+    photographs flipped at random, SGD with learning rate 0.005, momentum 0.9 and
+    weight decay 5e-4, a linear warm-up from ``lr / 1000`` over the first epoch
+    (the tutorial's ``min(1000, len(data_loader) - 1)`` steps), then a constant
+    rate (its step decay comes after epoch 3, which a 2-epoch run never reaches),
+    and 2 epochs of the 120 training photographs: 120 steps. The last
+    ``test_images`` photographs in name order are held out (the tutorial holds out
+    50 of its 170, drawn at random); with fewer photographs, all but one train.
 
     Parameters
     ----------
-    root : str or Path
-    transforms : callable, optional
-        ``transforms(image, target) -> (image, target)``.
-
-    Item ``i`` is ``(image, target)``: a float32 tensor (3, H, W) in [0, 1] and
-    a dict of tensors ``boxes`` (N, 4, x1/y1 exclusive), ``labels`` (N,),
-    ``masks`` (N, H, W) uint8, ``image_id``, ``area``, ``iscrowd``.
+    iterations, batch_size : int
+        Training steps and photographs per step.
+    lr, momentum, weight_decay : float
+        SGD settings.
+    warmup : int
+        Steps of linear warm-up from ``lr / 1000`` (0: none).
+    flip : float
+        Probability of a horizontal flip of a training photograph.
+    test_images : int
+        Photographs held out for the evaluation (the last ones).
+    min_size, max_size : int
+        The model's resizing (``GeneralizedRCNNTransform``): the shorter side to
+        ``min_size`` unless the longer one would exceed ``max_size``
+        (torchvision: 800 and 1333).
+    rpn_post_nms_train, rpn_post_nms_test : int
+        Proposals kept per image after the RPN's NMS (torchvision: 2000 and 1000).
+    box_batch : int
+        RoIs sampled per image for the box and mask heads (torchvision: 512).
+    trainable_layers : int or None
+        ResNet stages trained, from the last (0 to 5; the feature pyramid and the
+        heads always train). None: torchvision's choice, 3 when starting from
+        pretrained weights and 5 from random ones.
+    pretrained : bool
+        Start from COCO weights when they are cached (see :func:`hub_model`).
+    seed : int
+        Seed of the new layers' weights, the order of the photographs and the flips.
 
     Examples
     --------
-    >>> PennFudanDataset("/no/such/folder")
+    >>> HubConfig().iterations, HubConfig(min_size=64).as_dict()["min_size"]
+    (120, 64)
+    >>> HubConfig(batch_size=0)
     Traceback (most recent call last):
     ...
-    FileNotFoundError: /no/such/folder/PNGImages not found: PennFudanDataset needs root/PNGImages and root/PedMasks (the PennFudanPed layout)
+    ValueError: batch_size must be >= 1, got 0
     """
 
-    def __init__(self, root, transforms=None):
-        if not isinstance(root, (str, os.PathLike)):
-            raise TypeError(f"root must be a path to the PennFudanPed folder, got {describe(root)}")
-        self.root = Path(root)
-        for sub in ("PNGImages", "PedMasks"):
-            if not (self.root / sub).is_dir():
-                raise FileNotFoundError(
-                    f"{self.root / sub} not found: PennFudanDataset needs root/PNGImages and root/PedMasks "
-                    "(the PennFudanPed layout)"
-                )
-        if transforms is not None and not callable(transforms):
-            raise TypeError(f"transforms must be callable (image, target) -> (image, target), got {describe(transforms)}")
-        self.transforms = transforms
-        self.imgs = sorted(p.name for p in (self.root / "PNGImages").iterdir() if p.suffix.lower() == ".png")
-        self.masks = sorted(p.name for p in (self.root / "PedMasks").iterdir() if p.suffix.lower() == ".png")
-        if len(self.imgs) != len(self.masks):
-            raise ValueError(
-                f"{len(self.imgs)} images in PNGImages but {len(self.masks)} masks in PedMasks; "
-                "each image needs its mask"
-            )
-        for image_name, mask_name in zip(self.imgs, self.masks):
-            if Path(mask_name).stem != Path(image_name).stem + "_mask":
-                raise ValueError(f"image {image_name} has no mask: expected PedMasks/{Path(image_name).stem}_mask.png")
+    iterations: int = 120
+    batch_size: int = 2
+    lr: float = 0.005
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup: int = 60
+    flip: float = 0.5
+    test_images: int = 50
+    min_size: int = 800
+    max_size: int = 1333
+    rpn_post_nms_train: int = 2000
+    rpn_post_nms_test: int = 1000
+    box_batch: int = 512
+    trainable_layers: int | None = None
+    pretrained: bool = True
+    seed: int = 0
 
-    def __len__(self):
-        return len(self.imgs)
+    def __post_init__(self):
+        for name in ("iterations", "batch_size", "test_images", "min_size", "max_size", "rpn_post_nms_train",
+                     "rpn_post_nms_test", "box_batch"):
+            as_int(getattr(self, name), name, minimum=1)
+        for name in ("warmup", "seed"):
+            as_int(getattr(self, name), name, minimum=0)
+        for name in ("lr", "momentum", "weight_decay"):
+            as_float(getattr(self, name), name, minimum=0)
+        as_float(self.flip, "flip", minimum=0, maximum=1)
+        if self.max_size < self.min_size:
+            raise ValueError(f"max_size must be >= min_size, got {self.max_size} < {self.min_size}")
+        if self.trainable_layers is not None:
+            as_int(self.trainable_layers, "trainable_layers", minimum=0, maximum=5)
+        if not isinstance(self.pretrained, bool):
+            raise TypeError(f"pretrained must be True or False, got {describe(self.pretrained)}")
 
-    def __getitem__(self, idx):
+    def as_dict(self) -> dict:
+        """The settings as a plain dict, e.g. a cache key."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> "HubConfig":
+        """A copy with some settings changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def _check_hub_config(config):
+    config = HubConfig() if config is None else config
+    if not isinstance(config, HubConfig):
+        raise TypeError(f"config must be a segtutor.maskrcnn.HubConfig, got {describe(config)}")
+    return config
+
+
+def _cached_weights(weights):
+    """The path of a torchvision weights file in torch's hub cache, or None when it is not there."""
+    import torch
+
+    path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+    return path if path.is_file() else None
+
+
+def hub_weights(pretrained=True, *, verbose=False):
+    """Which weights :func:`hub_model` starts from: ``"COCO"``, ``"ImageNet backbone"`` or ``"random"``.
+
+    COCO weights of ``maskrcnn_resnet50_fpn_v2`` when they are in torch's hub cache
+    (``torch.hub.get_dir()/checkpoints``), else the ImageNet weights of its ResNet-50
+    when those are, else none. Nothing is downloaded.
+
+    Parameters
+    ----------
+    pretrained : bool
+        False: ``"random"``, without looking.
+    verbose : bool
+        Print one line when the COCO weights are missing.
+
+    Examples
+    --------
+    >>> hub_weights(pretrained=False)
+    'random'
+    """
+    from torchvision.models import ResNet50_Weights
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights
+
+    if not pretrained:
+        return "random"
+    if _cached_weights(MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1):
+        return "COCO"
+    source = "ImageNet backbone" if _cached_weights(ResNet50_Weights.IMAGENET1K_V1) else "random"
+    if verbose:
         import torch
-        from PIL import Image
 
-        idx = as_int(idx, "idx", minimum=-len(self), maximum=len(self) - 1) % len(self)
-        image = np.asarray(Image.open(self.root / "PNGImages" / self.imgs[idx]).convert("RGB"))
-        mask = np.asarray(Image.open(self.root / "PedMasks" / self.masks[idx]))
-        if mask.ndim != 2 or mask.shape != image.shape[:2]:
-            raise ValueError(
-                f"mask {self.masks[idx]} has shape {mask.shape}; expected one channel of the image's size {image.shape[:2]}"
-            )
-        ids = np.unique(mask)
-        ids = ids[ids != 0]
-        masks = mask[None] == ids[:, None, None]
-        boxes = _data.mask_boxes(masks)
-        target = {
-            "boxes": torch.from_numpy(boxes),
-            "labels": torch.ones(len(ids), dtype=torch.int64),
-            "masks": torch.from_numpy(masks.astype(np.uint8)),
-            "image_id": idx,
-            "area": torch.from_numpy((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])),
-            "iscrowd": torch.zeros(len(ids), dtype=torch.int64),
-        }
-        tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255
-        if self.transforms is not None:
-            tensor, target = self.transforms(tensor, target)
-        return tensor, target
+        start = "random weights" if source == "random" else "the ImageNet weights of its ResNet-50"
+        print(f"COCO weights of maskrcnn_resnet50_fpn_v2 are not in {Path(torch.hub.get_dir()) / 'checkpoints'} "
+              f"(nothing is downloaded); starting from {start}.")
+    return source
 
 
-def pretrained_maskrcnn(*, verbose=True):
-    """torchvision's ``maskrcnn_resnet50_fpn_v2`` with COCO weights, if they are already cached.
+def hub_model(num_classes=2, *, config=None, pretrained=True, verbose=True):
+    """torchvision's ``maskrcnn_resnet50_fpn_v2`` with new predictors for ``num_classes``.
 
-    Nothing is downloaded: the weights file must be in torch's hub cache
-    (``torch.hub.get_dir()/checkpoints``). Otherwise this prints one line and
-    returns ``None``, and the lesson goes on with the small model.
+    As in torchvision's detection tutorial: the model with COCO weights, its box
+    predictor replaced by a :class:`~torchvision.models.detection.faster_rcnn.FastRCNNPredictor`
+    and its mask predictor by a :class:`~torchvision.models.detection.mask_rcnn.MaskRCNNPredictor`
+    for ``num_classes`` (background included). COCO weights are used only if already
+    cached (:func:`hub_weights`); otherwise one line says so and the model starts
+    from the ImageNet weights of its backbone if cached, else from random weights.
+    The new layers (all layers, without weights) are drawn from ``config.seed``.
+
+    Parameters
+    ----------
+    num_classes : int
+        Classes including the background (>= 2): 2 for the pedestrians.
+    config : HubConfig, optional
+        Image sizes, proposal and RoI counts, seed.
+    pretrained : bool
+        Look for cached weights (False: random weights, nothing printed).
+    verbose : bool
+        Print the line about missing COCO weights.
 
     Returns
     -------
-    torchvision.models.detection.MaskRCNN or None
-        In eval mode (COCO's 91 categories).
+    torchvision.models.detection.MaskRCNN
+        In training mode.
+
+    Examples
+    --------
+    >>> model = hub_model(3, config=HubConfig(min_size=64, max_size=96), pretrained=False)
+    >>> heads = model.roi_heads
+    >>> heads.box_predictor.cls_score.out_features, heads.mask_predictor.mask_fcn_logits.out_channels
+    (3, 3)
     """
     import torch
+    from torchvision.models import ResNet50_Weights
     from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights, maskrcnn_resnet50_fpn_v2
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+    from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 
-    weights = MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1
-    path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
-    if not path.is_file():
-        if verbose:
-            print(f"COCO weights of maskrcnn_resnet50_fpn_v2 are not cached ({path}); using the small model.")
+    num_classes = as_int(num_classes, "num_classes", minimum=2)
+    config = _check_hub_config(config)
+    source = hub_weights(pretrained, verbose=verbose)
+    sizes = {
+        "min_size": config.min_size, "max_size": config.max_size, "box_batch_size_per_image": config.box_batch,
+        "rpn_post_nms_top_n_train": config.rpn_post_nms_train, "rpn_post_nms_top_n_test": config.rpn_post_nms_test,
+        "rpn_pre_nms_top_n_train": config.rpn_post_nms_train, "rpn_pre_nms_top_n_test": config.rpn_post_nms_test,
+        # torchvision ignores (with a warning) a choice of trained stages without pretrained weights
+        "trainable_backbone_layers": None if source == "random" else config.trainable_layers,
+    }
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = maskrcnn_resnet50_fpn_v2(
+            weights=MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1 if source == "COCO" else None,
+            weights_backbone=ResNet50_Weights.IMAGENET1K_V1 if source == "ImageNet backbone" else None,
+            **sizes,
+        )
+        in_features = model.roi_heads.box_predictor.cls_score.in_features
+        model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes)
+        mask_channels = model.roi_heads.mask_predictor.conv5_mask.in_channels
+        model.roi_heads.mask_predictor = MaskRCNNPredictor(mask_channels, 256, num_classes)
+    if config.trainable_layers is not None and source == "random":  # torchvision's rule, applied here
+        stages = ["layer4", "layer3", "layer2", "layer1", "conv1", "bn1"][:config.trainable_layers + (
+            config.trainable_layers == 5)]
+        for name, parameter in model.backbone.body.named_parameters():
+            if not name.startswith(tuple(stages)):
+                parameter.requires_grad_(False)
+    return model
+
+
+def _collate_lists(batch):
+    """Detection batches are lists: photographs differ in size (the model pads them itself)."""
+    return tuple(list(items) for items in zip(*batch))
+
+
+def hub_datasets(config=None, root=None):
+    """The Penn-Fudan photographs for fine-tuning, and the held-out ones.
+
+    :class:`segtutor.datasets.PennFudan` with instance targets, through
+    :mod:`torchvision.transforms.v2`: random horizontal flips (training only; the
+    boxes and masks move with the photograph), then ``ToDtype(float32, scale=True)``
+    (pixels in [0, 1], as the model expects) and plain tensors.
+
+    Returns
+    -------
+    train, test : torch.utils.data.Subset
+        Items ``(image float32 (3, H, W), target)``; ``test`` holds the last
+        ``min(config.test_images, n - 1)`` photographs.
+
+    Raises
+    ------
+    FileNotFoundError
+        When Penn-Fudan is not under ``root`` (the message names the layout).
+    ValueError
+        With fewer than 2 photographs.
+    """
+    import torch
+    from torch.utils.data import Subset
+    from torchvision.transforms import v2
+
+    from segtutor import datasets
+
+    config = _check_hub_config(config)
+    to_model = [v2.ToDtype(torch.float32, scale=True), v2.ToPureTensor()]
+    train_view = datasets.PennFudan(root, target="instances",
+                                    transforms=v2.Compose([v2.RandomHorizontalFlip(config.flip), *to_model]))
+    test_view = datasets.PennFudan(root, target="instances", transforms=v2.Compose(to_model))
+    n = len(train_view)
+    if n < 2:
+        raise ValueError(f"Penn-Fudan under {train_view.base} has {n} photograph(s); need at least 2 "
+                         "(one to train, one to test)")
+    held = min(config.test_images, n - 1)
+    return Subset(train_view, range(n - held)), Subset(test_view, range(n - held, n))
+
+
+def _hub_loader(data, batch_size, settings, *, shuffle, seed=0):
+    import torch
+    from torch.utils.data import DataLoader
+
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, collate_fn=_collate_lists,
+                      num_workers=settings.num_workers, generator=torch.Generator().manual_seed(seed),
+                      pin_memory=settings.device == "cuda")
+
+
+
+def hub_train(model, data, config=None, *, settings=None, progress=True):
+    """Fine-tune a detection model on photographs, as torchvision's detection tutorial does.
+
+    One loop, top to bottom: batches (lists of photographs and targets) from a
+    shuffled, seeded data loader with ``settings.num_workers`` workers; the model
+    returns its five losses, their sum is minimised by SGD (momentum, weight decay)
+    after a linear warm-up; on CUDA with ``settings.mixed_precision`` the forward
+    pass runs under ``torch.autocast`` (float16) and a ``torch.amp.GradScaler``
+    scales the loss. On the CPU the same config and settings give the same losses.
+
+    Parameters
+    ----------
+    model : torchvision.models.detection.MaskRCNN
+        E.g. :func:`hub_model`; trained in place (on ``settings.device``).
+    data : torch.utils.data.Dataset
+        Items ``(image float32 (3, H, W) in [0, 1], target dict)`` with ``boxes``,
+        ``labels`` and ``masks`` (see :func:`hub_datasets`).
+    config : HubConfig, optional
+    settings : segtutor.profiles.Settings, optional
+        Device, mixed precision and workers (default: the current profile's).
+    progress : bool
+        Show a progress bar (removed when training ends).
+
+    Returns
+    -------
+    dict
+        ``state_dict`` (on the CPU), ``config``, ``history`` (each of :data:`LOSS_NAMES`,
+        ``loss`` and ``lr``, one value per step), ``seconds``, ``device``.
+
+    Raises
+    ------
+    FloatingPointError
+        When the loss stops being finite.
+    """
+    import torch
+    from torchvision.models.detection import MaskRCNN
+
+    from segtutor import profiles
+
+    config = _check_hub_config(config)
+    if not isinstance(model, MaskRCNN):
+        raise TypeError(f"model must be a torchvision MaskRCNN (e.g. hub_model()), got {describe(model)}")
+    settings = profiles.settings() if settings is None else settings
+    if not isinstance(settings, profiles.Settings):
+        raise TypeError(f"settings must be a segtutor.profiles.Settings, got {describe(settings)}")
+    if len(data) == 0:
+        raise ValueError("data is empty; give at least one photograph to train on")
+
+    torch.manual_seed(config.seed)
+    device = torch.device(settings.device)
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    scaler = settings.grad_scaler()
+    loader = _hub_loader(data, config.batch_size, settings, shuffle=True, seed=config.seed)
+    history = {name: [] for name in LOSS_NAMES + ("loss", "lr")}
+    bar, remove_bar = _progress_bar(config.iterations, "fine-tuning Mask R-CNN", progress)
+    start = time.perf_counter()
+    step = 0
+    while step < config.iterations:
+        for images, targets in loader:
+            images = [image.to(device, non_blocking=True) for image in images]
+            targets = [{k: v.to(device) if hasattr(v, "to") else v for k, v in t.items()} for t in targets]
+            lr = config.lr * (0.001 + 0.999 * step / config.warmup if step < config.warmup else 1.0)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with settings.autocast():
+                losses = model(images, targets)
+            loss = sum(losses.values())
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the loss became {loss.item()} at step {step}; lower lr (now {config.lr})")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            for name in LOSS_NAMES:
+                history[name].append(losses[name].item())
+            history["loss"].append(loss.item())
+            history["lr"].append(lr)
+            step += 1
+            bar.update(1)
+            if progress and step % 10 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+            if step == config.iterations:
+                break
+    bar.close()
+    remove_bar()
+    model.eval()
+    return {
+        "state_dict": {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()},
+        "config": config.as_dict(),
+        "history": history,
+        "seconds": time.perf_counter() - start,
+        "device": device.type,
+    }
+
+
+def _numpy_target(image, target):
+    return {"boxes": target["boxes"].numpy().astype(np.float32), "labels": target["labels"].numpy(),
+            "masks": target["masks"].numpy().astype(bool), "image": image.permute(1, 2, 0).numpy()}
+
+
+def hub_predict(model, data, *, settings=None, batch_size=2, keep=0):
+    """Run a detection model over a dataset of ``(image, target)`` pairs.
+
+    Batches of ``batch_size`` on ``settings.device`` (autocast to float16 on CUDA
+    with ``settings.mixed_precision``). Masks are kept as booleans (a probability
+    map per detection for each of 50 photographs would take gigabytes).
+
+    Parameters
+    ----------
+    model : torchvision.models.detection.MaskRCNN
+        Put in eval mode by this function.
+    data : torch.utils.data.Dataset
+        Items ``(image float32 (3, H, W), target)`` as :func:`hub_datasets` gives them.
+    settings : segtutor.profiles.Settings, optional
+        Default: the current profile's.
+    batch_size : int
+    keep : int
+        How many of the first images to return in ``examples``.
+
+    Returns
+    -------
+    targets : list of dict
+        ``boxes``, ``labels``, ``masks`` (bool) as NumPy arrays, as :func:`coco_evaluate` takes them.
+    predictions : list of dict
+        ``boxes``, ``labels``, ``scores``, and ``masks`` thresholded at 0.5 (bool (N, H, W)).
+    examples : list of (image, target, prediction)
+        The first ``keep`` images (float (H, W, 3)), with mask probabilities.
+    """
+    import torch
+
+    from segtutor import profiles
+
+    settings = profiles.settings() if settings is None else settings
+    keep = as_int(keep, "keep", minimum=0)
+    device = torch.device(settings.device)
+    model = model.to(device).eval()
+    targets, predictions, examples = [], [], []
+    with torch.inference_mode():
+        for images, truths in _hub_loader(data, as_int(batch_size, "batch_size", minimum=1), settings,
+                                          shuffle=False):
+            with settings.autocast():
+                outputs = model([image.to(device) for image in images])
+            for image, truth, out in zip(images, truths, outputs):
+                out = {k: v.float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy()
+                       for k, v in out.items()}
+                probabilities = out["masks"][:, 0]
+                prediction = {"boxes": out["boxes"].reshape(-1, 4), "labels": out["labels"],
+                              "scores": out["scores"], "masks": probabilities >= 0.5}
+                target = _numpy_target(image, truth)
+                if len(examples) < keep:
+                    examples.append((target.pop("image"), target, dict(prediction, masks=probabilities)))
+                target.pop("image", None)
+                targets.append(target)
+                predictions.append(prediction)
+    return targets, predictions, examples
+
+
+def _load_hub_model(state_dict, config):
+    """:func:`hub_model` with trained weights, built without drawing (and then replacing) random ones."""
+    import torch
+
+    with torch.device("meta"):
+        model = hub_model(len(HUB_CLASS_NAMES), config=config, pretrained=False)
+    model.load_state_dict(state_dict, assign=True)
+    left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:
+        raise ValueError(f"the saved weights lack {left[:3]}; they are not those of hub_model()")
+    return model.eval()
+
+
+def _describe_hub(config):
+    start = "COCO weights when cached" if config.pretrained else "random weights"
+    return (f"fine-tunes torchvision's Mask R-CNN (maskrcnn_resnet50_fpn_v2, from {start}) on the pedestrians "
+            f"({config.iterations} steps of {config.batch_size} photographs) and shows its box and mask AP "
+            f"on the last {config.test_images} photographs, held out")
+
+
+def hub_run(config=None, *, root=None, profile=None, progress=True, examples=3):
+    """Lesson 06 on real photographs: Mask R-CNN fine-tuned on the Penn-Fudan pedestrians.
+
+    Runs under the full profile when Penn-Fudan is present (see
+    :func:`segtutor.profiles.hub_section`); otherwise prints one line saying what it
+    would show and returns ``None``. The model is :func:`hub_model` (COCO weights
+    when cached), trained by :func:`hub_train` on the profile's device through
+    :func:`segtutor.training.cached` (running the notebook again reloads it), and
+    scored with :func:`coco_evaluate` on the held-out photographs.
+
+    Parameters
+    ----------
+    config : HubConfig, optional
+    root : str or Path, optional
+        The data folder (default :func:`segtutor.paths.data_dir`).
+    profile : {"quick", "full"}, optional
+    progress : bool
+    examples : int
+        Held-out photographs kept with their predictions, for :func:`plot_hub_run`.
+
+    Returns
+    -------
+    dict or None
+        ``model`` (on the CPU, eval mode), ``history`` (the losses per step),
+        ``scores`` (:func:`coco_evaluate`: ``bbox`` and ``segm``, each ``AP``, ``AP50``,
+        ``AP75``), ``ap`` (the same, flat: ``box_AP``, ..., ``mask_AP75``), ``examples``
+        (list of ``(image (H, W, 3), truth, prediction)``), ``seconds`` (training),
+        ``device``, ``weights`` (what the training started from), ``from_cache``,
+        ``train_images``, ``test_images``, ``config``.
+
+    Examples
+    --------
+    >>> hub_run(profile="quick")
+    On a hub: skipped (quick profile). With SEGTUTOR_PROFILE=full and Penn-Fudan pedestrians in the data folder (`segtutor fetch pennfudan`), this section fine-tunes torchvision's Mask R-CNN (maskrcnn_resnet50_fpn_v2, from COCO weights when cached) on the pedestrians (120 steps of 2 photographs) and shows its box and mask AP on the last 50 photographs, held out.
+    """
+    from segtutor import paths, profiles, training
+
+    config = _check_hub_config(config)
+    examples = as_int(examples, "examples", minimum=0)
+    if not profiles.hub_section("pennfudan", _describe_hub(config), profile=profile, root=root):
         return None
-    return maskrcnn_resnet50_fpn_v2(weights=weights).eval()
+    settings = profiles.settings(profile)
+    folder = paths.data_dir() if root is None else root
+    train_set, test_set = hub_datasets(config, folder)
+    weights = hub_weights(config.pretrained and settings.pretrained, verbose=True)
+    key = {**config.as_dict(), "data": str(folder), "train_images": len(train_set), "weights": weights,
+           "device": settings.device, "mixed_precision": settings.mixed_precision,
+           "workers": settings.num_workers}
+    trained = {}
+
+    def train_now():
+        trained["model"] = hub_model(len(HUB_CLASS_NAMES), config=config, pretrained=weights != "random",
+                                     verbose=False)
+        return hub_train(trained["model"], train_set, config, settings=settings, progress=progress)
+
+    result, from_cache = training.cached("maskrcnn-hub-pennfudan", key, train_now)
+    model = trained["model"] if "model" in trained else _load_hub_model(result["state_dict"], config)
+    targets, predictions, shown = hub_predict(model, test_set, settings=settings, batch_size=config.batch_size,
+                                              keep=examples)
+    scores = coco_evaluate(targets, predictions)
+    ap = {f"{name}_{metric}": scores[kind][metric] for kind, name in (("bbox", "box"), ("segm", "mask"))
+          for metric in ("AP", "AP50", "AP75")}
+    print(f"Mask R-CNN from {weights} weights on Penn-Fudan: {training.describe_run(from_cache, result['seconds'])}"
+          f" on {result['device']} ({len(train_set)} photographs); on the {len(test_set)} held out: "
+          f"box AP {ap['box_AP']:.3f}, mask AP {ap['mask_AP']:.3f} (mask AP50 {ap['mask_AP50']:.3f})")
+    return {"model": model.cpu().eval(), "history": result["history"], "scores": scores, "ap": ap,
+            "examples": shown, "seconds": result["seconds"], "device": result["device"], "weights": weights,
+            "from_cache": from_cache, "train_images": len(train_set), "test_images": len(test_set),
+            "config": config}
+
+
+def plot_hub_run(run, *, score_threshold=0.5):
+    """Held-out photographs of :func:`hub_run`: the people marked by hand above Mask R-CNN's detections.
+
+    One colour per person (:data:`INSTANCE_COLORS`), boxes and mask outlines as in
+    :func:`plot_detections`; box and mask AP in the title; the five losses of the
+    training below (:func:`plot_losses`).
+
+    Parameters
+    ----------
+    run : dict
+        What :func:`hub_run` returned.
+    score_threshold : float
+        Draw detections with at least this score.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(run, dict) or not {"examples", "ap", "history"} <= set(run):
+        raise TypeError(f"run must be what segtutor.maskrcnn.hub_run returned, got {describe(run)}")
+    shown = run["examples"]
+    if not shown:
+        raise ValueError("run has no examples to show (hub_run(..., examples=0))")
+    width = 3.6 * max(len(shown), 2) / len(shown)  # inches per photograph
+    row = width * max(np.shape(image)[0] / np.shape(image)[1] for image, _, _ in shown) + 0.5
+    fig = plt.figure(figsize=(width * len(shown), 2 * row + 3.6), layout="constrained")
+    grid = fig.add_gridspec(3, len(shown), height_ratios=(row, row, 3.2))
+    for col, (image, truth, prediction) in enumerate(shown):
+        marked = dict(truth, scores=np.ones(len(truth["labels"])))
+        plot_detections(image, marked, labels=False, ax=fig.add_subplot(grid[0, col]),
+                        title=f"marked by hand: {len(truth['labels'])} people")
+        kept = int((np.asarray(prediction["scores"]) >= score_threshold).sum())
+        plot_detections(image, prediction, score_threshold=score_threshold, ax=fig.add_subplot(grid[1, col]),
+                        class_names=HUB_CLASS_NAMES,
+                        title=f"Mask R-CNN: {kept} with score >= {score_threshold:g}")
+    steps = len(run["history"]["loss"])
+    plot_losses(run["history"], ax=fig.add_subplot(grid[2, :]), smooth=max(1, min(10, steps // 4)))
+    ap = run["ap"]
+    fig.suptitle(f"Mask R-CNN (from {run['weights']} weights) fine-tuned on Penn-Fudan, "
+                 f"on the {run['test_images']} held-out photographs:\nmask AP {ap['mask_AP']:.3f} "
+                 f"(AP50 {ap['mask_AP50']:.3f}), box AP {ap['box_AP']:.3f} (AP50 {ap['box_AP50']:.3f})")
+    return fig

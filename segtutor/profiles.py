@@ -121,6 +121,30 @@ class Settings:
     real_data: bool
     pretrained: bool
 
+    @property
+    def _half(self) -> bool:
+        return bool(self.mixed_precision) and self.device == "cuda"
+
+    def autocast(self):
+        """``torch.autocast`` to float16 on CUDA with mixed precision; a no-op elsewhere.
+
+        Examples
+        --------
+        >>> import torch
+        >>> with settings("quick").autocast():
+        ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
+        torch.float32
+        """
+        import torch
+
+        return torch.autocast(torch.device(self.device).type, dtype=torch.float16, enabled=self._half)
+
+    def grad_scaler(self):
+        """A ``torch.amp.GradScaler`` for the device, enabled with :meth:`autocast`'s float16."""
+        import torch
+
+        return torch.amp.GradScaler(torch.device(self.device).type, enabled=self._half)
+
 
 def settings(name=None) -> Settings:
     """The :class:`Settings` of a profile on this machine.

@@ -1413,8 +1413,7 @@ def _hub_kind(out, kind, config, settings, device, folder, classes, train_photos
     del result["state_dict"]
     out["scores"][kind] = fcn.evaluate_dataset(model, val_set, settings=settings, batch_size=config.batch_size)
     model = model.to(device).eval()
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16,
-                                         enabled=settings.mixed_precision and device.type == "cuda"):
+    with torch.no_grad(), settings.autocast():
         for example in held:
             image = torch.from_numpy(np.ascontiguousarray(example["image"].transpose(2, 0, 1)))
             example["predictions"][kind] = model(image[None].to(device)).argmax(1)[0].cpu().numpy()

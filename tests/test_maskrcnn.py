@@ -614,63 +614,202 @@ def test_roi_pool_vs_align_shows_quantisation():
     assert "RoIPool:  unchanged" in text and "RoIAlign: changed" in text
 
 
-# -- real data -----------------------------------------------------------------------------
+# -- on a hub: torchvision's Mask R-CNN fine-tuned on Penn-Fudan ---------------------------
+
+# The smallest run of the hub code that still goes through every part: 32-pixel images,
+# a few proposals and RoIs, the ResNet frozen (its forward pass still runs).
+TINY_HUB = maskrcnn.HubConfig(iterations=2, warmup=1, test_images=1, min_size=32, max_size=48,
+                              rpn_post_nms_train=8, rpn_post_nms_test=8, box_batch=4, trainable_layers=0,
+                              pretrained=False)
 
 
-def _write_pennfudan(root, n=3, shape=(30, 40)):
-    from PIL import Image
+def _cpu(workers=0):
+    from segtutor import profiles
 
-    (root / "PNGImages").mkdir(parents=True)
-    (root / "PedMasks").mkdir()
-    rng = np.random.default_rng(0)
-    masks = []
-    for i in range(1, n + 1):
-        image = (rng.random(shape + (3,)) * 255).astype(np.uint8)
-        mask = np.zeros(shape, np.uint8)
-        mask[2:20, 3:9] = 1
-        if i > 1:
-            mask[5:28, 20:31] = 2
-        Image.fromarray(image).save(root / "PNGImages" / f"FudanPed{i:05d}.png")
-        Image.fromarray(mask).save(root / "PedMasks" / f"FudanPed{i:05d}_mask.png")
-        masks.append(mask)
-    return masks
+    return profiles.Settings("full", "cpu", False, workers, True, True)
 
 
-def test_pennfudan_layout(tmp_path):
-    masks = _write_pennfudan(tmp_path)
-    dataset = maskrcnn.PennFudanDataset(tmp_path)
-    assert len(dataset) == 3
-    image, target = dataset[1]
-    assert image.shape == (3, 30, 40) and image.dtype == torch.float32 and float(image.max()) <= 1.0
-    expected = torch.from_numpy(np.stack([masks[1] == 1, masks[1] == 2]).astype(np.uint8))
-    assert torch.equal(target["masks"], expected)
-    # torchvision's masks_to_boxes gives the last pixel; ours is exclusive (one more)
-    assert torch.equal(target["boxes"], torchvision.ops.masks_to_boxes(expected.bool()) + torch.tensor([0, 0, 1, 1]))
-    assert target["labels"].tolist() == [1, 1] and target["image_id"] == 1
-    assert target["boxes"].tolist()[1] == [20.0, 5.0, 31.0, 28.0]
-    assert len(dataset[0][1]["labels"]) == 1
+@pytest.fixture(scope="module")
+def fudan3(tmp_path_factory):
+    from conftest import pennfudan
+
+    return pennfudan(tmp_path_factory.mktemp("fudan"), n=3)
+
+
+@pytest.fixture(scope="module")
+def fresh_hub_model():
+    """One randomly initialised hub model; tests train copies of it."""
+    return maskrcnn.hub_model(2, config=TINY_HUB, pretrained=False)
+
+
+def test_hub_datasets_hold_out_the_last_photographs_and_flip_targets_with_them(fudan3):
+    train, test = maskrcnn.hub_datasets(TINY_HUB, fudan3)
+    assert list(train.indices) == [0, 1] and list(test.indices) == [2]
+    image, target = test[0]
+    assert image.dtype == torch.float32 and tuple(image.shape) == (3, 40, 56) and 0 <= float(image.min())
+    assert float(image.max()) <= 1 and type(target["boxes"]) is torch.Tensor  # plain tensors for the model
+    # the fixture: person 1 in rows 5..29, columns 4..13; person 2 rows 10..37, columns 30..40
+    assert target["boxes"].tolist() == [[4, 5, 14, 30], [30, 10, 41, 38]]
     maskrcnn.check_target(target, image.shape[1:], num_classes=2)
-    flipped = maskrcnn.PennFudanDataset(tmp_path, transforms=lambda im, t: (im.flip(-1), t))
-    assert torch.equal(flipped[0][0], dataset[0][0].flip(-1))
+    flipped, _ = maskrcnn.hub_datasets(TINY_HUB.replace(flip=1.0), fudan3)
+    f_image, f_target = flipped[0]
+    u_image, u_target = maskrcnn.hub_datasets(TINY_HUB.replace(flip=0.0), fudan3)[0][0]
+    assert torch.equal(f_image, u_image.flip(-1)) and torch.equal(f_target["masks"], u_target["masks"].flip(-1))
+    assert f_target["boxes"].tolist()[0] == [56 - 14, 5, 56 - 4, 30]
+    # 170 photographs would hold out the last 50, as torchvision's tutorial holds out 50
+    assert maskrcnn.HubConfig().test_images == 50 and maskrcnn.HubConfig().iterations == 2 * 120 // 2
 
 
-def test_pennfudan_bad_layouts(tmp_path):
-    with pytest.raises(FileNotFoundError, match="PNGImages"):
-        maskrcnn.PennFudanDataset(tmp_path)
-    _write_pennfudan(tmp_path, n=2)
-    (tmp_path / "PedMasks" / "FudanPed00002_mask.png").unlink()
-    with pytest.raises(ValueError, match="2 images in PNGImages but 1 masks"):
-        maskrcnn.PennFudanDataset(tmp_path)
-    with pytest.raises(TypeError, match="callable"):
-        maskrcnn.PennFudanDataset(tmp_path, transforms=3)
+def test_hub_model_is_torchvisions_with_new_predictors(tmp_path, monkeypatch, capsys):
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+    from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 
-
-def test_pretrained_weights_are_never_downloaded(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    assert maskrcnn.pretrained_maskrcnn() is None
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache: nothing may be downloaded
+    model = maskrcnn.hub_model(3, config=TINY_HUB.replace(trainable_layers=None), pretrained=True)
     out = capsys.readouterr().out
-    assert out.count("\n") == 1 and "not cached" in out and "small model" in out
+    assert out.count("\n") == 1 and "COCO weights" in out and "starting from random weights" in out
     assert not any(tmp_path.rglob("*.pth"))
+    assert isinstance(model, torchvision.models.detection.MaskRCNN)
+    box, mask = model.roi_heads.box_predictor, model.roi_heads.mask_predictor
+    assert type(box) is FastRCNNPredictor and type(mask) is MaskRCNNPredictor
+    assert (box.cls_score.out_features, box.bbox_pred.out_features, mask.mask_fcn_logits.out_channels) == (3, 12, 3)
+    assert model.transform.min_size == (32,) and model.transform.max_size == 48
+    assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 4
+    assert all(p.requires_grad for p in model.backbone.body.parameters())  # random weights: all of it trains
+
+
+def test_hub_model_starts_from_cached_coco_weights_and_keeps_them(tmp_path, monkeypatch, capsys):
+    """A file under the COCO weights' name in torch's hub cache is what the model loads (no download)."""
+    from torchvision.models import ResNet50_Weights
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights, maskrcnn_resnet50_fpn_v2
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / ResNet50_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1]).touch()
+    assert maskrcnn.hub_weights(verbose=True) == "ImageNet backbone"
+    assert "starting from the ImageNet weights of its ResNet-50" in capsys.readouterr().out
+    torch.manual_seed(1)
+    coco = maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None)  # 91 classes, like COCO's
+    torch.save(coco.state_dict(), checkpoints / MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1.url.rsplit("/", 1)[1])
+    model = maskrcnn.hub_model(2, config=TINY_HUB.replace(trainable_layers=None))
+    assert capsys.readouterr().out == "" and maskrcnn.hub_weights() == "COCO"
+    start = coco.state_dict()
+    for name, value in model.state_dict().items():
+        if "predictor" not in name:
+            assert torch.equal(value, start[name]), name
+    assert model.roi_heads.box_predictor.cls_score.out_features == 2
+    assert model.roi_heads.mask_predictor.mask_fcn_logits.out_channels == 2
+    # torchvision's choice from pretrained weights: the last 3 ResNet stages train
+    trained = {name.split(".")[0] for name, p in model.backbone.body.named_parameters() if p.requires_grad}
+    assert trained == {"layer2", "layer3", "layer4"}
+
+
+def test_hub_model_trains_only_the_chosen_resnet_stages(fresh_hub_model):
+    trained = {name.split(".")[0] for name, p in fresh_hub_model.backbone.body.named_parameters() if p.requires_grad}
+    assert trained == set()
+    assert all(p.requires_grad for p in fresh_hub_model.backbone.fpn.parameters())
+    assert all(p.requires_grad for p in fresh_hub_model.roi_heads.parameters())
+
+
+def test_hub_train_records_finite_losses_and_repeats_them_with_two_workers(fudan3, fresh_hub_model):
+    """Two data-loader workers flip the photographs: the same seed still gives the same numbers.
+
+    (Batches of 2 and no workers: test_hub_run_trains_scores_reloads_and_plots.)
+    """
+    import copy
+
+    config = TINY_HUB.replace(batch_size=1)
+    train, _ = maskrcnn.hub_datasets(config, fudan3)
+    runs = [maskrcnn.hub_train(copy.deepcopy(fresh_hub_model), train, config, settings=_cpu(workers=2),
+                               progress=False) for _ in range(2)]
+    history = runs[0]["history"]
+    assert set(maskrcnn.LOSS_NAMES) <= set(history)
+    for name in maskrcnn.LOSS_NAMES + ("loss",):
+        assert len(history[name]) == config.iterations and np.isfinite(history[name]).all(), name
+    total = np.sum([history[name] for name in maskrcnn.LOSS_NAMES], axis=0)
+    np.testing.assert_allclose(history["loss"], total, rtol=1e-5)
+    assert history["lr"] == pytest.approx([TINY_HUB.lr * 0.001, TINY_HUB.lr])  # warm-up, then constant
+    assert runs[1]["history"] == history and runs[0]["device"] == "cpu"
+    for key, value in runs[0]["state_dict"].items():
+        assert torch.equal(value, runs[1]["state_dict"][key]), key
+    # the frozen ResNet did not move, the heads did
+    start = fresh_hub_model.state_dict()
+    assert torch.equal(runs[0]["state_dict"]["backbone.body.layer1.0.conv1.weight"],
+                       start["backbone.body.layer1.0.conv1.weight"])
+    assert not torch.equal(runs[0]["state_dict"]["roi_heads.mask_predictor.mask_fcn_logits.weight"],
+                           start["roi_heads.mask_predictor.mask_fcn_logits.weight"])
+
+
+def test_hub_run_is_one_line_without_the_full_profile_or_the_data(tmp_path, capsys):
+    assert maskrcnn.hub_run(profile="quick") is None
+    first = capsys.readouterr().out
+    assert first.count("\n") == 1 and first.startswith("On a hub: skipped (quick profile)")
+    assert "segtutor fetch pennfudan" in first and "Mask R-CNN" in first
+    assert maskrcnn.hub_run(TINY_HUB, profile="full", root=tmp_path) is None
+    second = capsys.readouterr().out
+    assert second.count("\n") == 1 and f"is not in {tmp_path}" in second and "Penn-Fudan" in second
+
+
+def test_hub_run_trains_scores_reloads_and_plots(fudan3, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGTUTOR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("segtutor.profiles._cuda_available", lambda: False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)  # no data-loader workers
+    run = maskrcnn.hub_run(TINY_HUB, root=fudan3, profile="full", progress=False, examples=1)
+    *notes, summary = capsys.readouterr().out.splitlines()  # notes: hub_section's about running on a CPU
+    assert all(note.startswith("On a hub:") for note in notes) and len(notes) <= 1
+    assert "trained in" in summary and "mask AP" in summary and not run["from_cache"]
+    assert (run["train_images"], run["test_images"], run["weights"], run["device"]) == (2, 1, "random", "cpu")
+    for kind in ("bbox", "segm"):
+        for metric in ("AP", "AP50", "AP75"):
+            value = run["scores"][kind][metric]
+            assert 0 <= value <= 1
+            assert run["ap"][f"{'box' if kind == 'bbox' else 'mask'}_{metric}"] == value
+    (image, truth, prediction), = run["examples"]
+    assert image.shape == (40, 56, 3) and truth["masks"].shape == (2, 40, 56) and truth["labels"].tolist() == [1, 1]
+    assert prediction["masks"].shape[1:] == (40, 56) and not run["model"].training
+    # the scores are COCOeval's on the held-out photograph, recomputed here from the kept example
+    binary = dict(prediction, masks=prediction["masks"] >= 0.5)
+    assert maskrcnn.coco_evaluate([truth], [binary]) == run["scores"]
+    again = maskrcnn.hub_run(TINY_HUB, root=fudan3, profile="full", progress=False, examples=1)
+    assert again["from_cache"] and again["scores"] == run["scores"] and again["history"] == run["history"]
+    for key, value in run["model"].state_dict().items():
+        assert torch.equal(value, again["model"].state_dict()[key]), key
+    fig = maskrcnn.plot_hub_run(run)
+    assert len(fig.axes) == 3 and "mask AP" in fig._suptitle.get_text()
+    assert fig.axes[0].get_title() == "marked by hand: 2 people"
+    with pytest.raises(TypeError, match="what segtutor.maskrcnn.hub_run returned"):
+        maskrcnn.plot_hub_run(None)
+
+
+def test_hub_code_refuses_bad_input(fudan3, tmp_path):
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        maskrcnn.HubConfig(batch_size=0)
+    with pytest.raises(ValueError, match="max_size must be >= min_size"):
+        maskrcnn.HubConfig(min_size=800, max_size=400)
+    with pytest.raises(ValueError, match="trainable_layers must be <= 5"):
+        maskrcnn.HubConfig(trainable_layers=6)
+    with pytest.raises(TypeError, match="pretrained must be True or False"):
+        maskrcnn.HubConfig(pretrained="yes")
+    with pytest.raises(ValueError, match="flip must be <= 1"):
+        maskrcnn.HubConfig(flip=2)
+    with pytest.raises(TypeError, match="segtutor.maskrcnn.HubConfig"):
+        maskrcnn.hub_model(2, config=maskrcnn.Config())
+    with pytest.raises(ValueError, match="num_classes must be >= 2"):
+        maskrcnn.hub_model(1, config=TINY_HUB, pretrained=False)
+    with pytest.raises(TypeError, match="segtutor.maskrcnn.HubConfig"):
+        maskrcnn.hub_run(maskrcnn.Config(), profile="quick")
+    with pytest.raises(FileNotFoundError, match="PennFudanPed"):
+        maskrcnn.hub_datasets(TINY_HUB, tmp_path)
+    from conftest import pennfudan
+
+    with pytest.raises(ValueError, match="need at least 2"):
+        maskrcnn.hub_datasets(TINY_HUB, pennfudan(tmp_path / "one", n=1))
+    train, _ = maskrcnn.hub_datasets(TINY_HUB, fudan3)
+    with pytest.raises(TypeError, match="torchvision MaskRCNN"):
+        maskrcnn.hub_train(torch.nn.Linear(2, 2), train, TINY_HUB, settings=_cpu())
+    with pytest.raises(TypeError, match="Settings"):
+        maskrcnn.hub_train(maskrcnn.build_model(), train, TINY_HUB, settings="cpu")
 
 
 # -- exercises -----------------------------------------------------------------------------

@@ -81,3 +81,17 @@ def test_hub_section_runs_only_on_the_full_profile_with_the_data(tmp_path, monke
         profiles.hub_section("coco", "trains a model")
     with pytest.raises(TypeError, match="shows must say what the section does"):
         profiles.hub_section("voc", "")
+
+
+def test_mixed_precision_only_on_cuda(monkeypatch):
+    cpu = profiles.Settings("full", "cpu", mixed_precision=True, num_workers=0, real_data=True, pretrained=True)
+    with cpu.autocast():
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32  # the CPU keeps its exact numbers
+    assert not cpu.grad_scaler().is_enabled()
+    seen = []
+    monkeypatch.setattr(torch, "autocast", lambda device_type, dtype, enabled: seen.append((device_type, dtype, enabled)))
+    cuda = profiles.Settings("full", "cuda", mixed_precision=True, num_workers=2, real_data=True, pretrained=True)
+    cuda.autocast()
+    cuda_fp32 = profiles.Settings("full", "cuda", mixed_precision=False, num_workers=2, real_data=True, pretrained=True)
+    cuda_fp32.autocast()
+    assert seen == [("cuda", torch.float16, True), ("cuda", torch.float16, False)]
