@@ -155,3 +155,84 @@ def test_same_numbers_every_run(path, request):
     first = recorded if recorded is not None else _printed_numbers(path)
     second = _printed_numbers(path)
     assert any(first) and [t for t in first if t] == [t for t in second if t]
+
+
+# ----------------------------------------------------------------------------- "on a hub" sections
+
+HUB_LESSONS = {"04_fcn": ("fcn", "voc"), "05_weak": ("weak", "pennfudan"), "06_maskrcnn": ("maskrcnn", "pennfudan")}
+
+
+def _hub_cells(path):
+    """The code cells of a lesson's "On a hub" section (from its heading to the key points)."""
+    cells, inside = [], False
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "markdown":
+            if re.search(r"^## .*On a hub", cell.source, flags=re.M):
+                inside = True
+            elif cell.source.startswith("## Key points"):
+                inside = False
+        elif inside:
+            cells.append(cell.source)
+    return cells
+
+
+def _tiny_hub_config(module_name):
+    from segtutor import fcn, maskrcnn, weak
+
+    if module_name == "fcn":
+        return fcn.HubConfig(backbone="tiny", size=32, iterations=2, batch_size=2, eval_every=2, warmup=1,
+                             val_images=0, threads=1)
+    if module_name == "weak":
+        return weak.hub_config().replace(backbone="tiny", size=32, iterations=2, batch_size=2, eval_every=2,
+                                         warmup=1, val_images=0, threads=1)
+    return maskrcnn.HubConfig(iterations=2, warmup=1, test_images=1, min_size=32, max_size=48, rpn_post_nms_train=8,
+                              rpn_post_nms_test=8, box_batch=4, trainable_layers=0, pretrained=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", sorted(HUB_LESSONS))
+def test_hub_section_cells_run_on_the_real_layout(stem, tmp_path, monkeypatch, capsys):
+    """The lesson's own hub cells, run under the full profile on a tiny copy of the dataset (its
+    exact on-disk layout), with the section's function given a tiny configuration: they train,
+    score and draw without error. (nbval runs them on the quick profile, where they print one line.)"""
+    import importlib
+    import types
+
+    import matplotlib.pyplot as plt
+
+    from conftest import pennfudan
+
+    module_name, dataset = HUB_LESSONS[stem]
+    if dataset == "voc":
+        from conftest import labels_map, palette_png, photo, save_jpeg
+
+        base = tmp_path / "VOCdevkit" / "VOC2012"
+        for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+            (base / sub).mkdir(parents=True)
+        for k, name in enumerate(["2007_000032", "2007_000039", "2007_000033"]):
+            labels = labels_map(seed=k)
+            save_jpeg(photo(labels), base / "JPEGImages" / f"{name}.jpg")
+            palette_png(labels, base / "SegmentationClass" / f"{name}.png")
+        (base / "ImageSets/Segmentation/train.txt").write_text("2007_000032\n2007_000039\n")
+        (base / "ImageSets/Segmentation/val.txt").write_text("2007_000033\n")
+        (base / "ImageSets/Segmentation/trainval.txt").write_text("2007_000032\n2007_000039\n2007_000033\n")
+    else:
+        pennfudan(tmp_path, n=4)
+    monkeypatch.setenv("SEGTUTOR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)  # no data-loader workers
+
+    real = importlib.import_module(f"segtutor.{module_name}")
+    tiny = _tiny_hub_config(module_name)
+    proxy = types.SimpleNamespace(**{k: getattr(real, k) for k in dir(real) if not k.startswith("__")})
+    proxy.hub_run = lambda **kw: real.hub_run(tiny, root=tmp_path, profile="full", progress=False, **kw)
+    namespace = {module_name: proxy}
+    for name in ("fcn", "training", "weak", "maskrcnn", "widgets", "viz"):
+        namespace.setdefault(name, importlib.import_module(f"segtutor.{name}"))
+    cells = _hub_cells(ROOT / "lessons" / f"{stem}.ipynb")
+    assert cells and "hub_run()" in cells[0], f"{stem} has no 'On a hub' section calling hub_run()"
+    plt.close("all")
+    for source in cells:
+        exec(compile(source, f"{stem} hub cell", "exec"), namespace)
+    assert namespace["hub"] is not None
+    assert plt.get_fignums(), f"{stem}'s hub section drew no figure"
+    plt.close("all")
