@@ -63,6 +63,7 @@ __all__ = [
     "VOCSegmentation",
     "OxfordPet",
     "PennFudan",
+    "pennfudan_split",
     "voc_palette",
     "decode_voc",
     "segmentation_transforms",
@@ -561,6 +562,45 @@ class PennFudan:
             "iscrowd": torch.zeros(len(ids), dtype=torch.int64),
         }
         return _finish(image_tv, target, self.transforms)
+
+
+def pennfudan_split(train_view, test_view=None, *, held_out=None):
+    """Penn-Fudan's held-out photographs: the last ones in name order; the rest train.
+
+    torchvision's detection tutorial holds out 50 of the 170 photographs; lessons
+    05 and 06 hold out the same last 50.
+
+    Parameters
+    ----------
+    train_view, test_view : sequence
+        The same photographs seen with the training and the test transforms
+        (``test_view`` defaults to ``train_view``).
+    held_out : int, optional
+        How many to hold out (at most ``n - 1``). Default ``round(n * 50 / 170)``, at
+        least 1: 50 of the full set, and the same share of a smaller copy.
+
+    Returns
+    -------
+    train, test : torch.utils.data.Subset
+
+    Examples
+    --------
+    >>> train, test = pennfudan_split(list(range(170)))
+    >>> len(train), len(test), test.indices[0]
+    (120, 50, 120)
+    >>> [len(part) for part in pennfudan_split(list(range(4)))], [len(part) for part in pennfudan_split(list(range(4)), held_out=50)]
+    ([3, 1], [1, 3])
+    """
+    from torch.utils.data import Subset
+
+    test_view = train_view if test_view is None else test_view
+    n = len(train_view)
+    if n < 2 or len(test_view) != n:
+        raise ValueError(f"Penn-Fudan needs at least 2 photographs (one to train, one to test), the same in both "
+                         f"views; got {n} and {len(test_view)}")
+    held = max(1, round(n * 50 / 170)) if held_out is None else as_int(held_out, "held_out", minimum=1)
+    held = min(held, n - 1)
+    return Subset(train_view, range(n - held)), Subset(test_view, range(n - held, n))
 
 
 # =========================================================================== transforms

@@ -101,7 +101,6 @@ __all__ = [
     "HUB_BACKBONES",
     "HubConfig",
     "hub_datasets",
-    "pennfudan_split",
     "hub_model",
     "evaluate_dataset",
     "train_on",
@@ -1734,43 +1733,13 @@ def hub_datasets(config=None, root=None):
         val_set = datasets.OxfordPet(root, split="test", transforms=val_t)
         classes = datasets.PET_CLASSES
     else:
-        train_set, val_set = pennfudan_split(
+        train_set, val_set = datasets.pennfudan_split(
             datasets.PennFudan(root, target="semantic", transforms=train_t),
             datasets.PennFudan(root, target="semantic", transforms=val_t))
         classes = datasets.PENNFUDAN_CLASSES
     if config.val_images and config.val_images < len(val_set):
         val_set = Subset(val_set, range(config.val_images))
     return train_set, val_set, classes
-
-
-def pennfudan_split(train_view, val_view=None):
-    """Penn-Fudan's held-out images: the last ``round(n * 50 / 170)`` (torchvision's tutorial
-    holds out 50 of the 170), at least one; the rest train.
-
-    Parameters
-    ----------
-    train_view, val_view : sequence
-        The same images seen with the training and the validation transforms
-        (``val_view`` defaults to ``train_view``).
-
-    Returns
-    -------
-    train, val : torch.utils.data.Subset
-
-    Examples
-    --------
-    >>> train, val = pennfudan_split(list(range(170)))
-    >>> len(train), len(val), val.indices[0]
-    (120, 50, 120)
-    """
-    from torch.utils.data import Subset
-
-    val_view = train_view if val_view is None else val_view
-    n = len(train_view)
-    if n < 2 or len(val_view) != n:
-        raise ValueError(f"need at least 2 images, the same in both views; got {n} and {len(val_view)}")
-    held = min(n - 1, max(1, round(n * 50 / 170)))
-    return Subset(train_view, range(n - held)), Subset(val_view, range(n - held, n))
 
 
 def hub_model(config=None, num_classes=21):

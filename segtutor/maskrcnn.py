@@ -2395,7 +2395,6 @@ def hub_datasets(config=None, root=None):
         With fewer than 2 photographs.
     """
     import torch
-    from torch.utils.data import Subset
     from torchvision.transforms import v2
 
     from segtutor import datasets
@@ -2405,12 +2404,7 @@ def hub_datasets(config=None, root=None):
     train_view = datasets.PennFudan(root, target="instances",
                                     transforms=v2.Compose([v2.RandomHorizontalFlip(config.flip), *to_model]))
     test_view = datasets.PennFudan(root, target="instances", transforms=v2.Compose(to_model))
-    n = len(train_view)
-    if n < 2:
-        raise ValueError(f"Penn-Fudan under {train_view.base} has {n} photograph(s); need at least 2 "
-                         "(one to train, one to test)")
-    held = min(config.test_images, n - 1)
-    return Subset(train_view, range(n - held)), Subset(test_view, range(n - held, n))
+    return datasets.pennfudan_split(train_view, test_view, held_out=config.test_images)
 
 
 def _hub_loader(data, batch_size, settings, *, shuffle, seed=0):

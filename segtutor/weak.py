@@ -1436,7 +1436,7 @@ def hub_run(config=None, *, kinds=HUB_KINDS, root=None, profile=None, progress=T
     Runs under the full profile when Penn-Fudan is present (see
     :func:`segtutor.profiles.hub_section`); otherwise prints one line saying what it
     would show and returns ``None``. Penn-Fudan's last images are held out
-    (:func:`segtutor.fcn.pennfudan_split`); on the others, each kind of label
+    (:func:`segtutor.datasets.pennfudan_split`); on the others, each kind of label
     (:class:`BoxLabelDataset`) trains the same FCN (:func:`segtutor.fcn.train_on`, same
     settings, initial weights and crops), through :func:`segtutor.training.cached` so that
     running the notebook again reloads the models. Every model is scored on the held-out
@@ -1491,7 +1491,7 @@ def hub_run(config=None, *, kinds=HUB_KINDS, root=None, profile=None, progress=T
     device = torch.device(settings.device)
     folder = paths.data_dir() if root is None else root
     _, val_set, classes = fcn.hub_datasets(config, folder)
-    train_photos, _ = fcn.pennfudan_split(datasets.PennFudan(folder, target="instances"))
+    train_photos, _ = datasets.pennfudan_split(datasets.PennFudan(folder, target="instances"))
     train_t = datasets.segmentation_transforms(config.size, train=True)
     out = {"scores": {}, "quality": {}, "histories": {}, "seconds": {}, "from_cache": {}, "classes": tuple(classes),
            "config": config, "train_images": len(train_photos), "val_images": len(val_set)}

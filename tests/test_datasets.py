@@ -336,3 +336,17 @@ def test_void_pixels_are_left_out_of_the_confusion_matrix(voc_root):
     pred = np.zeros_like(truth)  # everything predicted as background
     counts = metrics.confusion_matrix(pred, mask.numpy(), 21, ignore_index=datasets.IGNORE_INDEX)
     assert counts.sum() == (truth != 255).sum() and counts[0, 0] == (truth == 0).sum()
+
+
+def test_pennfudan_split_holds_out_the_last_photographs(fudan_root):
+    view = datasets.PennFudan(fudan_root)
+    train, test = datasets.pennfudan_split(view)
+    assert list(train.indices) == [0] and list(test.indices) == [1] and test.dataset is view
+    other = datasets.PennFudan(fudan_root, target="semantic")
+    assert datasets.pennfudan_split(view, other)[1].dataset is other
+    with pytest.raises(ValueError, match="needs at least 2 photographs"):
+        datasets.pennfudan_split([0])
+    with pytest.raises(ValueError, match="the same in both views; got 2 and 3"):
+        datasets.pennfudan_split([0, 1], [0, 1, 2])
+    with pytest.raises(ValueError, match="held_out"):
+        datasets.pennfudan_split([0, 1], held_out=0)

@@ -803,7 +803,7 @@ def test_hub_code_refuses_bad_input(fudan3, tmp_path):
         maskrcnn.hub_datasets(TINY_HUB, tmp_path)
     from conftest import pennfudan
 
-    with pytest.raises(ValueError, match="need at least 2"):
+    with pytest.raises(ValueError, match="needs at least 2 photographs"):
         maskrcnn.hub_datasets(TINY_HUB, pennfudan(tmp_path / "one", n=1))
     train, _ = maskrcnn.hub_datasets(TINY_HUB, fudan3)
     with pytest.raises(TypeError, match="torchvision MaskRCNN"):

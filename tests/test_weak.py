@@ -525,7 +525,7 @@ def test_hub_run_trains_each_kind_scores_it_on_true_masks_and_reloads(tmp_path, 
     for kind in weak.HUB_KINDS:
         np.testing.assert_array_equal(run["scores"][kind]["confusion"].sum(1), np.bincount(truth.ravel(), minlength=2))
     # pseudo-label quality on the training photographs, as BoxLabelDataset gives it
-    train, _ = fcn.pennfudan_split(datasets.PennFudan(root, target="instances"))
+    train, _ = datasets.pennfudan_split(datasets.PennFudan(root, target="instances"))
     assert run["quality"]["band"] == pytest.approx(weak.BoxLabelDataset(train, "band").quality())
     assert run["quality"]["full"]["miou"] == 1.0
     assert run["miou"] == {k: s["miou"] for k, s in run["scores"].items()} and run["ratio_to_full"]["full"] == 1.0
