@@ -1279,7 +1279,6 @@ class WeakLabelExplorer(Explorer):
     def _update(self):
         from segtutor import weak
 
-        self._invalidate()  # titles change, so every render lays the figure out anew
         image = self.images[self.index]
         pictures = [self._with_boxes()] + [weak.tinted(image, p) for p in self.pseudo[self.index]]
         pictures.append(weak.tinted(image, self.truth[self.index]))
@@ -1291,6 +1290,10 @@ class WeakLabelExplorer(Explorer):
         for ax, shown, picture, title in zip(self._axes, self._shown, pictures, titles):
             shown.set_data(picture)
             ax.set_title(title, fontsize=9)
+
+    def _dynamic_artists(self):
+        # every title has two lines, so the first layout fits every scene's titles
+        return self._shown + [ax.title for ax in self._axes]
 
     def _controls(self):
         import ipywidgets

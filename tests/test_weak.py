@@ -587,3 +587,24 @@ def test_hub_run_and_box_label_dataset_name_bad_input(fudan_root):
         weak.BoxLabelDataset(photos, "box", band=0.3)
     with pytest.raises(TypeError, match="what segtutor.weak.hub_run returned"):
         weak.plot_hub_run({"scores": {}})
+
+
+def test_weak_label_explorer_redraws_only_what_changes_and_shows_what_a_full_render_shows():
+    """After the first picture the explorer redraws only the panels and titles (blitting);
+    the result equals a new explorer's full render of the same scene, pixel for pixel."""
+    import io
+
+    from PIL import Image
+
+    from segtutor import widgets
+
+    scenes = weak.instance_scenes(4, seed=8)
+    pseudo = {"filled": weak.pseudo_labels(scenes, "box"), "refined": weak.pseudo_labels(scenes, "refined")}
+    explorer = widgets.WeakLabelExplorer(scenes, pseudo)
+    explorer.png()
+    for index in (3, 1):
+        explorer.set(index=index)
+        assert explorer._background is not None  # the static part was not drawn again
+        blitted = np.asarray(Image.open(io.BytesIO(explorer.png())))
+        fresh = np.asarray(Image.open(io.BytesIO(widgets.WeakLabelExplorer(scenes, pseudo, index=index).png())))
+        np.testing.assert_array_equal(blitted, fresh)
