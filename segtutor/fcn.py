@@ -102,6 +102,7 @@ __all__ = [
     "HubConfig",
     "hub_datasets",
     "hub_model",
+    "load_hub_model",
     "evaluate_dataset",
     "train_on",
     "hub_run",
@@ -1190,14 +1191,19 @@ def evaluate(model, images, labels, *, num_classes=None, ignore_index=IGNORE_IND
     for pred, truth in zip(predictions, target):
         confusion += _metrics.confusion_matrix(pred, truth, num_classes, ignore_index=ignore_index)
         boundary.append(_metrics.boundary_f1(pred, np.where(truth == ignore_index, pred, truth), tolerance=tolerance))
+    return {**_confusion_scores(confusion), "boundary_f1": float(np.mean(boundary))}
+
+
+def _confusion_scores(confusion):
+    """mIoU, per-class IoU (NaN for a class in neither truth nor prediction) and pixel accuracy
+    from a confusion matrix summed over a data set (rows truth)."""
     tp = np.diag(confusion).astype(float)
     union = confusion.sum(0) + confusion.sum(1) - tp
     iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
     return {
-        "miou": float(np.nanmean(iou)),
+        "miou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
         "iou_per_class": [float(v) for v in iou],
         "pixel_accuracy": float(tp.sum() / max(confusion.sum(), 1)),
-        "boundary_f1": float(np.mean(boundary)),
         "confusion": confusion,
     }
 
@@ -1761,21 +1767,30 @@ def hub_model(config=None, num_classes=21):
         return FCN(backbone, num_classes, config.variant)
 
 
+def load_hub_model(result, num_classes):
+    """Rebuild the FCN that :func:`train_on` trained, from what it returned; in eval mode.
+
+    The backbone is built without looking for pretrained weights: the trained ones replace them.
+
+    Examples
+    --------
+    >>> config = HubConfig(backbone="tiny", variant="16s")
+    >>> result = {"config": config.as_dict(), "state_dict": hub_model(config, 2).state_dict()}
+    >>> load_hub_model(result, 2).variant
+    '16s'
+    """
+    if not isinstance(result, dict) or "state_dict" not in result or "config" not in result:
+        raise TypeError(f"result must be the dict returned by segtutor.fcn.train_on, got {describe(result)}")
+    model = hub_model(HubConfig(**result["config"]).replace(weights="random"), num_classes)
+    model.load_state_dict(result["state_dict"])
+    return model.eval()
+
+
 def _stack(batch):
     """Collate (image, labels) pairs as plain tensors (not tv_tensors subclasses)."""
     images = torch.stack([torch.as_tensor(image).as_subclass(torch.Tensor) for image, _ in batch])
     labels = torch.stack([torch.as_tensor(labels).as_subclass(torch.Tensor) for _, labels in batch])
     return images, labels
-
-
-def _loader(data, batch_size, settings, *, shuffle, seed=0):
-    from torch.utils.data import DataLoader
-
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle, collate_fn=_stack,
-                      num_workers=settings.num_workers, generator=generator,
-                      persistent_workers=shuffle and settings.num_workers > 0,
-                      pin_memory=settings.device == "cuda")
 
 
 def evaluate_dataset(model, data, *, num_classes=None, settings=None, batch_size=8, ignore_index=IGNORE_INDEX):
@@ -1789,7 +1804,7 @@ def evaluate_dataset(model, data, *, num_classes=None, settings=None, batch_size
     dict
         ``miou``, ``iou_per_class``, ``pixel_accuracy``, ``confusion`` (rows truth).
     """
-    from segtutor import profiles
+    from segtutor import profiles, training
 
     settings = profiles.settings() if settings is None else settings
     num_classes = as_int(getattr(model, "num_classes", None) if num_classes is None else num_classes,
@@ -1798,7 +1813,7 @@ def evaluate_dataset(model, data, *, num_classes=None, settings=None, batch_size
     model = model.to(device).eval()
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
     with torch.no_grad():
-        for images, labels in _loader(data, batch_size, settings, shuffle=False):
+        for images, labels in training.data_loader(data, batch_size, settings, shuffle=False, collate_fn=_stack):
             images, labels = images.to(device), labels.to(device)
             with settings.autocast():
                 pred = model(images).argmax(1)
@@ -1806,16 +1821,7 @@ def evaluate_dataset(model, data, *, num_classes=None, settings=None, batch_size
             if bool(((labels[keep] < 0) | (labels[keep] >= num_classes)).any()):
                 raise ValueError(f"labels hold classes outside 0..{num_classes - 1} (and {ignore_index} to ignore)")
             confusion += torch.bincount(labels[keep] * num_classes + pred[keep], minlength=num_classes ** 2)
-    confusion = confusion.view(num_classes, num_classes).cpu().numpy()
-    tp = np.diag(confusion).astype(float)
-    union = confusion.sum(0) + confusion.sum(1) - tp
-    iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
-    return {
-        "miou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
-        "iou_per_class": [float(v) for v in iou],
-        "pixel_accuracy": float(tp.sum() / max(confusion.sum(), 1)),
-        "confusion": confusion,
-    }
+    return _confusion_scores(confusion.view(num_classes, num_classes).cpu().numpy())
 
 
 def train_on(model, train_data, val_data, config=None, *, settings=None, progress=True):
@@ -1866,7 +1872,8 @@ def train_on(model, train_data, val_data, config=None, *, settings=None, progres
                                 weight_decay=config.weight_decay)
     scaler = settings.grad_scaler()
     criterion = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
-    loader = _loader(train_data, config.batch_size, settings, shuffle=True, seed=config.seed)
+    loader = training.data_loader(train_data, config.batch_size, settings, shuffle=True, seed=config.seed,
+                                  collate_fn=_stack, drop_last=True, persistent_workers=True)
     history = {"loss": [], "lr": [], "val_miou": [], "val_pixel_accuracy": [], "eval_at": []}
     bar = tqdm(total=config.iterations, desc=f"FCN-{config.variant} on {config.dataset}", disable=not progress,
                leave=False)
@@ -1964,24 +1971,19 @@ def hub_run(config=None, *, root=None, profile=None, progress=True, examples=3):
     settings = profiles.settings(profile)
     folder = paths.data_dir() if root is None else root
     train_set, val_set, classes = hub_datasets(config, folder)
-    key = {**config.as_dict(), "data": str(folder), "train_items": len(train_set), "device": settings.device,
-           "mixed_precision": settings.mixed_precision, "workers": settings.num_workers}
+    key = {**config.as_dict(), "data": str(folder), "train_items": len(train_set), **settings.cache_key()}
     result, from_cache = training.cached(
         f"fcn-hub-{config.dataset}", key,
         lambda: train_on(hub_model(config, len(classes)), train_set, val_set, config, settings=settings,
                          progress=progress),
     )
-    model = hub_model(config.replace(weights="random"), len(classes))
-    model.load_state_dict(result["state_dict"])
+    model = load_hub_model(result, len(classes))
     scores = evaluate_dataset(model, val_set, settings=settings, batch_size=config.batch_size)
-    shown = []
-    device = torch.device(settings.device)
-    with torch.no_grad():
-        for i in range(min(as_int(examples, "examples", minimum=0), len(val_set))):
-            image, truth = val_set[i]
-            with settings.autocast():
-                pred = model(torch.as_tensor(image)[None].to(device)).argmax(1)[0]
-            shown.append((np.asarray(image).transpose(1, 2, 0), np.asarray(truth), pred.cpu().numpy()))
+    pairs = [val_set[i] for i in range(min(as_int(examples, "examples", minimum=0), len(val_set)))]
+    images = [np.asarray(image).transpose(1, 2, 0) for image, _ in pairs]
+    with settings.autocast():
+        predictions = predict(model, images) if images else []
+    shown = [(image, np.asarray(truth), pred) for image, (_, truth), pred in zip(images, pairs, predictions)]
     print(f"FCN-{config.variant} ({config.backbone}) on {title}: {training.describe_run(from_cache, result['seconds'])}"
           f" on {result['device']}; validation mIoU {scores['miou']:.3f} over {len(val_set)} images")
     return {"model": model.cpu().eval(), "result": result, "scores": scores, "classes": tuple(classes),

@@ -38,7 +38,6 @@ import io
 import math
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -2254,12 +2253,13 @@ def _check_hub_config(config):
     return config
 
 
-def _cached_weights(weights):
-    """The path of a torchvision weights file in torch's hub cache, or None when it is not there."""
-    import torch
+def _coco_weights_file():
+    """Where torchvision keeps the COCO weights of ``maskrcnn_resnet50_fpn_v2`` (the file may not exist)."""
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights
 
-    path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
-    return path if path.is_file() else None
+    from segtutor import paths
+
+    return paths.weights_dir() / os.path.basename(MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1.url)
 
 
 def hub_weights(pretrained=True, *, verbose=False):
@@ -2281,19 +2281,18 @@ def hub_weights(pretrained=True, *, verbose=False):
     >>> hub_weights(pretrained=False)
     'random'
     """
-    from torchvision.models import ResNet50_Weights
-    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights
+    from segtutor import backbones
 
     if not pretrained:
         return "random"
-    if _cached_weights(MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1):
+    coco = _coco_weights_file()
+    if coco.is_file():
         return "COCO"
-    source = "ImageNet backbone" if _cached_weights(ResNet50_Weights.IMAGENET1K_V1) else "random"
+    # the ImageNet weights lesson 03 uses for ResNet-50 are the backbone's (ResNet50_Weights.IMAGENET1K_V1)
+    source = "ImageNet backbone" if backbones.weights_file("resnet50").is_file() else "random"
     if verbose:
-        import torch
-
         start = "random weights" if source == "random" else "the ImageNet weights of its ResNet-50"
-        print(f"COCO weights of maskrcnn_resnet50_fpn_v2 are not in {Path(torch.hub.get_dir()) / 'checkpoints'} "
+        print(f"COCO weights of maskrcnn_resnet50_fpn_v2 are not in {coco.parent} "
               f"(nothing is downloaded); starting from {start}.")
     return source
 
@@ -2407,16 +2406,6 @@ def hub_datasets(config=None, root=None):
     return datasets.pennfudan_split(train_view, test_view, held_out=config.test_images)
 
 
-def _hub_loader(data, batch_size, settings, *, shuffle, seed=0):
-    import torch
-    from torch.utils.data import DataLoader
-
-    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, collate_fn=_collate_lists,
-                      num_workers=settings.num_workers, generator=torch.Generator().manual_seed(seed),
-                      pin_memory=settings.device == "cuda")
-
-
-
 def hub_train(model, data, config=None, *, settings=None, progress=True):
     """Fine-tune a detection model on photographs, as torchvision's detection tutorial does.
 
@@ -2454,7 +2443,7 @@ def hub_train(model, data, config=None, *, settings=None, progress=True):
     import torch
     from torchvision.models.detection import MaskRCNN
 
-    from segtutor import profiles
+    from segtutor import profiles, training
 
     config = _check_hub_config(config)
     if not isinstance(model, MaskRCNN):
@@ -2471,7 +2460,8 @@ def hub_train(model, data, config=None, *, settings=None, progress=True):
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     scaler = settings.grad_scaler()
-    loader = _hub_loader(data, config.batch_size, settings, shuffle=True, seed=config.seed)
+    loader = training.data_loader(data, config.batch_size, settings, shuffle=True, seed=config.seed,
+                                  collate_fn=_collate_lists)
     history = {name: [] for name in LOSS_NAMES + ("loss", "lr")}
     bar, remove_bar = _progress_bar(config.iterations, "fine-tuning Mask R-CNN", progress)
     start = time.perf_counter()
@@ -2549,7 +2539,7 @@ def hub_predict(model, data, *, settings=None, batch_size=2, keep=0):
     """
     import torch
 
-    from segtutor import profiles
+    from segtutor import profiles, training
 
     settings = profiles.settings() if settings is None else settings
     keep = as_int(keep, "keep", minimum=0)
@@ -2557,8 +2547,8 @@ def hub_predict(model, data, *, settings=None, batch_size=2, keep=0):
     model = model.to(device).eval()
     targets, predictions, examples = [], [], []
     with torch.inference_mode():
-        for images, truths in _hub_loader(data, as_int(batch_size, "batch_size", minimum=1), settings,
-                                          shuffle=False):
+        for images, truths in training.data_loader(data, as_int(batch_size, "batch_size", minimum=1), settings,
+                                                   shuffle=False, collate_fn=_collate_lists):
             with settings.autocast():
                 outputs = model([image.to(device) for image in images])
             for image, truth, out in zip(images, truths, outputs):
@@ -2642,8 +2632,7 @@ def hub_run(config=None, *, root=None, profile=None, progress=True, examples=3):
     train_set, test_set = hub_datasets(config, folder)
     weights = hub_weights(config.pretrained and settings.pretrained, verbose=True)
     key = {**config.as_dict(), "data": str(folder), "train_images": len(train_set), "weights": weights,
-           "device": settings.device, "mixed_precision": settings.mixed_precision,
-           "workers": settings.num_workers}
+           **settings.cache_key()}
     trained = {}
 
     def train_now():

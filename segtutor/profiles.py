@@ -121,6 +121,18 @@ class Settings:
     real_data: bool
     pretrained: bool
 
+    def cache_key(self) -> dict:
+        """What of these settings changes a training's numbers: device, precision, workers.
+
+        A part of the key of :func:`segtutor.training.cached` for the "on a hub" runs.
+
+        Examples
+        --------
+        >>> settings("quick").cache_key()
+        {'device': 'cpu', 'mixed_precision': False, 'workers': 0}
+        """
+        return {"device": self.device, "mixed_precision": self.mixed_precision, "workers": self.num_workers}
+
     @property
     def _half(self) -> bool:
         return bool(self.mixed_precision) and self.device == "cuda"

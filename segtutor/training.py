@@ -62,6 +62,7 @@ __all__ = [
     "cached",
     "checkpoint_path",
     "cpu_threads",
+    "data_loader",
     "describe_run",
     "device",
     "plot_history",
@@ -122,6 +123,31 @@ def cpu_threads(n):
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def data_loader(data, batch_size, settings, *, shuffle, seed=0, collate_fn=None, drop_last=False,
+                persistent_workers=False):
+    """A ``torch.utils.data.DataLoader`` set up by a profile's :class:`~segtutor.profiles.Settings`.
+
+    ``settings.num_workers`` worker processes, pinned memory on CUDA, and the order
+    (and the workers' seeds) drawn from a generator seeded with ``seed``: on the CPU
+    the same seed gives the same batches, with or without workers.
+
+    Examples
+    --------
+    >>> from segtutor import profiles
+    >>> loader = data_loader(list(range(5)), 2, profiles.settings("quick"), shuffle=True, seed=3)
+    >>> [batch.tolist() for batch in loader] == [batch.tolist() for batch in loader.__class__(
+    ...     list(range(5)), batch_size=2, shuffle=True, generator=__import__("torch").Generator().manual_seed(3))]
+    True
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, collate_fn=collate_fn,
+                      num_workers=settings.num_workers, generator=torch.Generator().manual_seed(seed),
+                      persistent_workers=persistent_workers and settings.num_workers > 0,
+                      pin_memory=settings.device == "cuda")
 
 
 def seed_everything(seed) -> None:

@@ -1390,33 +1390,27 @@ def _photographs(n):
     return f"{n} photograph" + ("" if n == 1 else "s")
 
 
-def _hub_kind(out, kind, config, settings, device, folder, classes, train_photos, train_t, val_set, shown, held,
-              progress):
+def _hub_kind(out, kind, config, settings, folder, classes, train_photos, train_t, val_set, shown, held, progress):
     """One kind of :func:`hub_run`: its labels, its (cached) training, its held-out scores and predictions."""
-    import torch
-
     from segtutor import fcn, training
 
     data = BoxLabelDataset(train_photos, kind, transforms=train_t)
     out["quality"][kind] = data.quality()
     key = {**config.as_dict(), "kind": kind, "data": str(folder), "train_items": len(data),
-           "labels": _digest(*data.labels), "device": settings.device,
-           "mixed_precision": settings.mixed_precision, "workers": settings.num_workers}
+           "labels": _digest(*data.labels), **settings.cache_key()}
     result, from_cache = training.cached(
         f"weak-hub-{kind}", key,
         lambda: fcn.train_on(fcn.hub_model(config, len(classes)), data, val_set, config, settings=settings,
                              progress=progress),
         sources=("segtutor.fcn", "segtutor.datasets", "segtutor.classical", "segtutor.cluster"),
     )
-    model = fcn.hub_model(config.replace(weights="random"), len(classes))
-    model.load_state_dict(result["state_dict"])
+    model = fcn.load_hub_model(result, len(classes))
     del result["state_dict"]
     out["scores"][kind] = fcn.evaluate_dataset(model, val_set, settings=settings, batch_size=config.batch_size)
-    model = model.to(device).eval()
-    with torch.no_grad(), settings.autocast():
-        for example in held:
-            image = torch.from_numpy(np.ascontiguousarray(example["image"].transpose(2, 0, 1)))
-            example["predictions"][kind] = model(image[None].to(device)).argmax(1)[0].cpu().numpy()
+    with settings.autocast():
+        predictions = fcn.predict(model, [example["image"] for example in held]) if held else []
+    for example, prediction in zip(held, predictions):
+        example["predictions"][kind] = prediction
     del model
     for i, example in enumerate(shown):
         example["labels"][kind] = data.labels[i]
@@ -1473,8 +1467,6 @@ def hub_run(config=None, *, kinds=HUB_KINDS, root=None, profile=None, progress=T
     >>> hub_run(profile="quick")  # doctest: +ELLIPSIS
     On a hub: skipped (quick profile). ... (`segtutor fetch pennfudan`), this section trains FCN-8s over vgg16 ...
     """
-    import torch
-
     from segtutor import datasets, fcn, paths, profiles, training
 
     config = hub_config() if config is None else config
@@ -1488,7 +1480,6 @@ def hub_run(config=None, *, kinds=HUB_KINDS, root=None, profile=None, progress=T
     if not profiles.hub_section("pennfudan", _describe_hub_run(config, kinds), profile=profile, root=root):
         return None
     settings = profiles.settings(profile)
-    device = torch.device(settings.device)
     folder = paths.data_dir() if root is None else root
     _, val_set, classes = fcn.hub_datasets(config, folder)
     train_photos, _ = datasets.pennfudan_split(datasets.PennFudan(folder, target="instances"))
@@ -1499,9 +1490,9 @@ def hub_run(config=None, *, kinds=HUB_KINDS, root=None, profile=None, progress=T
                                                                                            len(train_photos)))]
     held = [{"image": np.asarray(val_set[i][0]).transpose(1, 2, 0), "truth": np.asarray(val_set[i][1]),
              "predictions": {}} for i in range(min(examples, len(val_set)))]
-    with training.cpu_threads(config.threads if device.type == "cpu" else 0):
+    with training.cpu_threads(config.threads if settings.device == "cpu" else 0):
         for kind in kinds:
-            _hub_kind(out, kind, config, settings, device, folder, classes, train_photos, train_t, val_set,
+            _hub_kind(out, kind, config, settings, folder, classes, train_photos, train_t, val_set,
                       shown, held, progress)
     if "full" in out["scores"]:
         full = out["scores"]["full"]["miou"]

@@ -598,3 +598,5 @@ def test_hub_config_and_train_on_refuse_bad_input(voc_root):
         fcn.train_on(torch.nn.Linear(2, 2), train, val, _tiny_hub(), settings=_cpu())
     with pytest.raises(TypeError, match="HubConfig"):
         fcn.hub_datasets(fcn.Config(), voc_root)
+    with pytest.raises(TypeError, match="the dict returned by segtutor.fcn.train_on"):
+        fcn.load_hub_model({"state_dict": {}}, 21)
